@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every Debian package that keel's build, tests, benches and tools need.
+# Idempotent: safe to run again. Needs root (or sudo) and network access to Debian's mirrors.
+set -euo pipefail
+
+packages=(
+  # build
+  meson ninja-build pkg-config g++ clang
+  # kernels and backends
+  libhwy-dev libxsimd-dev libtbb-dev
+  # tests and benches
+  doctest-dev libbenchmark-dev
+  # sanitizer runtimes for clang builds
+  libclang-rt-14-dev
+  # ONNX operator test vectors and the protobuf schema to read them with
+  libonnx-testdata libonnx-dev libprotobuf-dev protobuf-compiler
+  # tools: argument parsing, JSON, formatting
+  libcli11-dev nlohmann-json3-dev libfmt-dev
+  # Arm cross build, run under qemu-user
+  g++-aarch64-linux-gnu qemu-user
+)
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup: done"

@@ -12,3 +12,7 @@
 #include "keel/version.hpp"
 #include "keel/kernels/reference/matmul_i8.hpp"
 #include "keel/kernels/reference/quantize.hpp"
+#include "keel/kernels/reference/conv2d_i8.hpp"
+#include "keel/kernels/reference/matmul_i4.hpp"
+#include "keel/kernels/reference/attention.hpp"
+#include "keel/backends/reference.hpp"

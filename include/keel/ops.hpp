@@ -186,7 +186,11 @@ inline Status validate(const matmul_i8_desc& d, const matmul_i8_args& a) {
 }
 
 // ============================================================================================
-// matmul_i4: out[b, m, n] = sum over groups g of  s[n,g] * sum_{k in g} A'[b,m,k] * (W[k,n] - z[n,g])
+// matmul_i4: out[b, m, n] = sum over groups g of  s[n,g] * sum_{k in g} A'[b,m,k] * (W[n,k] - z[n,g])
+//
+// The int4 weight W is stored [N, K]: each output channel's K nibbles together, as every int4
+// format keel imports (GGUF Q4_0, ONNX MatMulNBits) stores them and as a GEMV streams them. This is
+// the transpose of matmul_i8's B [K, N].
 // ============================================================================================
 
 // How the f32 activations meet the int4 weights.
@@ -212,7 +216,7 @@ struct matmul_i4_desc {
 
 struct matmul_i4_args {
   const_tensor_view a;            // f32 [M, K] or [batch, M, K]
-  const_tensor_view b;            // s4/u4 [K, N], shared by every batch
+  const_tensor_view b;            // s4/u4 [N, K] (K dense), shared by every batch
   const_tensor_view scale;        // f32/f16 [N, groups]
   const_tensor_view zero_point;   // u4 only, optional: u8 [N, groups], values 0..15
   std::span<const float> bias;    // 0 or N entries, added last
@@ -265,8 +269,7 @@ inline Status validate(const matmul_i4_desc& d, const matmul_i4_args& a) {
     KEEL_RETURN_IF_ERROR(require_view(op, "A", a.a, dtype::f32, {d.m, d.k}));
     KEEL_RETURN_IF_ERROR(require_view(op, "out", a.out, dtype::f32, {d.m, d.n}));
   }
-  KEEL_RETURN_IF_ERROR(require_view(op, "B", a.b, d.b_type, {d.k, d.n}));
-  KEEL_RETURN_IF_ERROR(require_view(op, "scale", a.scale, d.scale_type, {d.n, d.groups()}));
+XX, a.scale, d.scale_type, {d.n, d.groups()}));
   if (a.zero_point.data != nullptr || a.zero_point.rank != 0) {
     if (d.b_type != dtype::u4) {
       return Status::make(status_code::invalid_argument, op,

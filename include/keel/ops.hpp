@@ -269,7 +269,8 @@ inline Status validate(const matmul_i4_desc& d, const matmul_i4_args& a) {
     KEEL_RETURN_IF_ERROR(require_view(op, "A", a.a, dtype::f32, {d.m, d.k}));
     KEEL_RETURN_IF_ERROR(require_view(op, "out", a.out, dtype::f32, {d.m, d.n}));
   }
-XX, a.scale, d.scale_type, {d.n, d.groups()}));
+  KEEL_RETURN_IF_ERROR(require_view(op, "B", a.b, d.b_type, {d.n, d.k}));
+  KEEL_RETURN_IF_ERROR(require_view(op, "scale", a.scale, d.scale_type, {d.n, d.groups()}));
   if (a.zero_point.data != nullptr || a.zero_point.rank != 0) {
     if (d.b_type != dtype::u4) {
       return Status::make(status_code::invalid_argument, op,

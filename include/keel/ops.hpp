@@ -535,6 +535,13 @@ inline Status validate(const attention_desc& d) {
   if (d.out_type == dtype::s8) {
     KEEL_RETURN_IF_ERROR(require_scale(op, "output scale", d.out_scale, /*divisor=*/true));
   }
+  if (d.q_type == dtype::s8 && d.kv_type == dtype::s8 && d.head_dim > max_exact_k(128, 128)) {
+    return Status::make(status_code::overflow, op,
+                        "head_dim %lld exceeds %lld, the largest for which the int32 dot product "
+                        "of s8 Q and K is exact",
+                        static_cast<long long>(d.head_dim),
+                        static_cast<long long>(max_exact_k(128, 128)));
+  }
   if (d.mask == mask_kind::causal && d.causal_offset != attention_desc::kAlignEnd &&
       (d.causal_offset < -(std::int64_t{1} << 62) || d.causal_offset > (std::int64_t{1} << 62))) {
     return Status::make(status_code::invalid_argument, op, "causal offset %lld is out of range",

@@ -249,6 +249,14 @@ inline Status validate(const matmul_i4_desc& d) {
                         to_string(d.scale_type).data());
   }
   // dynamic_s8: |a| <= 127 and |w - z| <= 15, so a group of 256 sums to at most 487680: exact.
+  // One group of K (group_size == K) is exact only while K * 127 * 15 fits in int32.
+  if (d.activation == i4_activation::dynamic_s8 && d.group_size > max_exact_k(127, 15)) {
+    return Status::make(status_code::overflow, op,
+                        "group size %lld exceeds %lld, the largest whose int32 group sum is exact "
+                        "with dynamic_s8 activations",
+                        static_cast<long long>(d.group_size),
+                        static_cast<long long>(max_exact_k(127, 15)));
+  }
   return Status::Ok();
 }
 

@@ -1,0 +1,26 @@
+# Shared by scripts/test.sh and scripts/main.sh (sourced, not run).
+
+# Parallel jobs for builds and tests: KEEL_JOBS if set, otherwise one per CPU.
+keel_jobs() {
+  if [ -n "${KEEL_JOBS:-}" ]; then echo "$KEEL_JOBS"; else nproc 2>/dev/null || echo 2; fi
+}
+
+# keel_configure DIR [MESON OPTIONS...]: configures DIR with exactly these options, whatever state
+# DIR is in: reconfigured in place when it holds a build, wiped and set up afresh otherwise (or
+# when reconfiguring fails, e.g. after a Meson upgrade).
+keel_configure() {
+  local dir=$1
+  shift
+  if [ -f "$dir/meson-private/coredata.dat" ]; then
+    if meson setup --reconfigure "$dir" "$@"; then return 0; fi
+    echo "keel: reconfiguring $dir failed; wiping it and configuring afresh"
+  fi
+  rm -rf "$dir"
+  meson setup "$dir" "$@"
+}
+
+# The two builds: release (what users get) and the sanitizer build (ASan + UBSan, every UBSan
+# report fatal; b_lundef=false because the sanitizer runtimes resolve symbols at load time).
+KEEL_RELEASE_OPTIONS=(--buildtype=release)
+KEEL_SANITIZE_OPTIONS=(--buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
+                       -Dcpp_args=-fno-sanitize-recover=all)

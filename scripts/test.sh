@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs what keel needs (scripts/setup.sh), then builds and runs every test twice:
+#   build/       release, as users build keel
+#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer, every report fatal
+# Prints the counts of both runs at the end and exits non-zero if anything failed. Safe to run
+# again: each build directory is reconfigured in place (or wiped if that fails).
+# KEEL_JOBS=<n> overrides the parallelism (default: one job per CPU).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+bash scripts/setup.sh || { echo "test.sh: scripts/setup.sh failed"; exit 1; }
+
+jobs=$(keel_jobs)
+start=$SECONDS
+summary=()
+failed=0
+
+# Sanitizer reports abort the test that triggers them, with a stack trace in its log.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:halt_on_error=1:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+# run_build NAME DIR [MESON OPTIONS...]: configure, build, test; one summary line either way.
+run_build() {
+  local name=$1 dir=$2
+  shift 2
+  local t0=$SECONDS
+  echo "==== $name: $dir ($*)"
+  if ! keel_configure "$dir" "$@"; then
+    summary+=("$name: configure FAILED")
+    failed=1
+    return
+  fi
+  if ! meson compile -C "$dir" -j "$jobs"; then
+    summary+=("$name: build FAILED")
+    failed=1
+    return
+  fi
+  rm -f "$dir/meson-logs/testlog.json"
+  local rc=0
+  meson test -C "$dir" --print-errorlogs --num-processes "$jobs" || rc=$?
+  local counts
+  counts=$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
+import collections, json, sys
+seen = collections.Counter()
+try:
+    with open(sys.argv[1]) as log:
+        for line in log:
+            if line.strip():
+                seen[json.loads(line)["result"]] += 1
+except OSError:
+    print("no test log")
+    sys.exit(0)
+ok = seen.pop("OK", 0) + seen.pop("EXPECTEDFAIL", 0)
+skipped = seen.pop("SKIP", 0)
+bad = sum(seen.values())
+detail = ", ".join(f"{n} {r.lower()}" for r, n in sorted(seen.items()))
+print(f"{ok} passed, {bad} failed{' (' + detail + ')' if detail else ''}, {skipped} skipped")
+PY
+)
+  summary+=("$name: $counts ($((SECONDS - t0)) s)")
+  [ "$rc" -eq 0 ] || failed=1
+}
+
+run_build release build "${KEEL_RELEASE_OPTIONS[@]}"
+run_build sanitizers build-asan "${KEEL_SANITIZE_OPTIONS[@]}"
+
+echo
+echo "==== keel test summary ($((SECONDS - start)) s, $jobs jobs)"
+for line in "${summary[@]}"; do echo "  $line"; done
+if [ "$failed" -ne 0 ]; then
+  echo "FAILED"
+  exit 1
+fi
+echo "all green"

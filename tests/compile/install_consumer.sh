@@ -26,11 +26,7 @@ got=$(pkg-config --modversion keel)
 cflags=$(pkg-config --define-prefix --cflags keel)
 echo "cflags: $cflags"
 # shellcheck disable=SC2086  # cflags is a list of flags
-"$cxx" $cflags -Wall -Wextra -Werror "$consumer" -o out=$("$destdir/consumer")
-echo "$out"
-# keel/version.hpp must agree with meson.build's project version.
-[ "$out" = "installed keel $version works" ] ||
-  { echo "FAIL: expected \"installed keel $version works\""; exit 1; }
+"$cxx" $cflags -Wall -Wextra -Werror "$consumer" -o "$destdir/consumer"
 out=$("$destdir/consumer")
 echo "$out"
 # keel/version.hpp must agree with meson.build's project version.

@@ -360,7 +360,7 @@ TEST_CASE("matmul_i8: bad input is rejected with a clear Status and writes nothi
   auto expect_reject = [&](const matmul_i8_desc& d, const matmul_i8_args& args, status_code code,
                            const char* word) {
     const Status s = reference::matmul_i8(d, args);
-    INFO(s.message());
+    INFO(std::string(s.message()));
     CHECK(s.code() == code);
     CHECK(contains(s, word));
     CHECK(contains(s, "matmul_i8"));

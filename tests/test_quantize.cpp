@@ -117,7 +117,7 @@ TEST_CASE("quantize ops reject bad input and write nothing") {
   std::vector<float> scale = {0.5f};
   guarded<std::int8_t> y(4);
   auto expect = [&](const Status& s, const char* word) {
-    INFO(s.message());
+    INFO(std::string(s.message()));
     CHECK_FALSE(s.ok());
     CHECK(contains(s, word));
     CHECK(y.untouched());

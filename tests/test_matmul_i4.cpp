@@ -21,7 +21,9 @@ namespace {
 constexpr double kU = 1.0 / 16777216.0;  // 2^-24, the unit roundoff of f32
 
 // gamma(j) = j*u / (1 - j*u): the relative bound of j successive f32 roundings (Higham).
-double gamma_f32(double j) { return j * kU / (1.0 - j * kU); }
+double gamma_f32(double j) {
+  return j * kU / (1.0 - j * kU);
+}
 
 // One test problem: integer weights, zero points and scales kept unpacked, so the expected result
 // is computed from them directly; the packed operands are built from them by this file's own code.
@@ -34,10 +36,10 @@ struct problem {
   bool bias = false;
   i4_activation act = i4_activation::f32;
 
-  std::vector<float> a;          // [batch, M, K]
-  std::vector<int> w;            // [N, K] values: -8..7 (s4) or 0..15 (u4)
-  std::vector<int> z;            // [N, groups], the zero point each group uses
-  std::vector<float> s;          // [N, groups], the scales as f32 (f16 ones widened)
+  std::vector<float> a;  // [batch, M, K]
+  std::vector<int> w;    // [N, K] values: -8..7 (s4) or 0..15 (u4)
+  std::vector<int> z;    // [N, groups], the zero point each group uses
+  std::vector<float> s;  // [N, groups], the scales as f32 (f16 ones widened)
   std::vector<std::uint8_t> w_bytes, zp_bytes;
   std::vector<float> s32;
   std::vector<f16> s16;
@@ -82,7 +84,8 @@ std::vector<std::uint8_t> pack_nibbles(const std::vector<int>& v, std::int64_t r
   for (std::int64_t r = 0; r < rows; ++r) {
     for (std::int64_t c = 0; c < cols; ++c) {
       const unsigned nib = static_cast<unsigned>(v[static_cast<std::size_t>(r * cols + c)]) & 0xFu;
-      out[static_cast<std::size_t>(r * rb + c / 2)] |= static_cast<std::uint8_t>(c % 2 ? nib << 4 : nib);
+      out[static_cast<std::size_t>(r * rb + c / 2)] |=
+          static_cast<std::uint8_t>(c % 2 ? nib << 4 : nib);
     }
   }
   return out;
@@ -199,7 +202,8 @@ void check_against_formulation(const problem& p, const testing::guarded<float>& 
         }
         const double j = p.act == i4_activation::f32 ? static_cast<double>(p.g + G + 1)
                                                      : static_cast<double>(G + 1);
-        const double tol = gamma_f32(j) * magnitude + static_cast<double>(p.k) * 0x1p-53 * magnitude;
+        const double tol =
+            gamma_f32(j) * magnitude + static_cast<double>(p.k) * 0x1p-53 * magnitude;
         const std::size_t o = static_cast<std::size_t>((b * p.m + m) * p.n + n);
         INFO("b=" << b << " m=" << m << " n=" << n << " got=" << out[o] << " expect=" << expect
                   << " tol=" << tol);
@@ -216,8 +220,9 @@ Status run(const problem& p, testing::guarded<float>& out) {
 std::string shape_of(const problem& p) {
   return "batch=" + std::to_string(p.batch) + " M=" + std::to_string(p.m) +
          " N=" + std::to_string(p.n) + " K=" + std::to_string(p.k) + " G=" + std::to_string(p.g) +
-         " w=" + std::string(to_string(p.b_type)) + " scale=" + std::string(to_string(p.scale_type)) +
-         " zp=" + std::to_string(p.zero_points) + " bias=" + std::to_string(p.bias) +
+         " w=" + std::string(to_string(p.b_type)) +
+         " scale=" + std::string(to_string(p.scale_type)) + " zp=" + std::to_string(p.zero_points) +
+         " bias=" + std::to_string(p.bias) +
          " act=" + (p.act == i4_activation::f32 ? "f32" : "dynamic_s8");
 }
 
@@ -372,7 +377,8 @@ TEST_CASE("matmul_i4 dynamic_s8: int32 group sums bit for bit") {
       fill(p, r);
       for (float& x : p.a) x = static_cast<float>(r.uniform_int(-127, 127));
       for (std::int64_t m = 0; m < p.m; ++m) {
-        p.a[static_cast<std::size_t>(m * p.k + r.uniform_int(0, p.k - 1))] = m % 2 ? 127.0f : -127.0f;
+        p.a[static_cast<std::size_t>(m * p.k + r.uniform_int(0, p.k - 1))] =
+            m % 2 ? 127.0f : -127.0f;
       }
       for (std::int64_t g0 = 0; g0 < p.groups(); ++g0) {
         for (std::int64_t n = 0; n < p.n; ++n) {
@@ -386,7 +392,8 @@ TEST_CASE("matmul_i4 dynamic_s8: int32 group sums bit for bit") {
           for (std::int64_t n = 0; n < p.n; ++n) {
             std::int32_t isum = 0;
             for (std::int64_t kk = g0 * p.g; kk < std::min((g0 + 1) * p.g, p.k); ++kk) {
-              isum += static_cast<std::int32_t>(a_at(p, 0, m, kk)) * (w_at(p, n, kk) - z_at(p, n, g0));
+              isum +=
+                  static_cast<std::int32_t>(a_at(p, 0, m, kk)) * (w_at(p, n, kk) - z_at(p, n, g0));
             }
             const float got = out[static_cast<std::size_t>(m * p.n + n)];
             INFO("seed=" << r.seed() << " " << shape_of(p) << " g0=" << g0 << " m=" << m

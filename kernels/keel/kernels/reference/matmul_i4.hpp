@@ -51,7 +51,9 @@ namespace keel::reference {
 // ---- the dynamic int8 row quantizer (public: fast backends must reproduce it bit for bit) ----
 
 // The symmetric s8 scale of a row whose largest magnitude is `amax` (finite, >= 0).
-inline float symmetric_s8_scale(float amax) noexcept { return amax / 127.0f; }
+inline float symmetric_s8_scale(float amax) noexcept {
+  return amax / 127.0f;
+}
 
 // One element: clamp(round_half_even(x / scale), -127, 127), or 0 when scale is 0. x finite.
 inline std::int8_t quantize_s8_symmetric(float x, float scale) noexcept {
@@ -78,7 +80,8 @@ inline float quantize_row_s8_symmetric(const float* x, std::int64_t stride, std:
 }
 
 // The same for a dense row.
-inline float quantize_row_s8_symmetric(std::span<const float> x, std::span<std::int8_t> q) noexcept {
+inline float quantize_row_s8_symmetric(std::span<const float> x,
+                                       std::span<std::int8_t> q) noexcept {
   KEEL_DASSERT(q.size() >= x.size(), "room for the quantized row");
   return quantize_row_s8_symmetric(x.data(), 1, static_cast<std::int64_t>(x.size()), q.data());
 }
@@ -90,8 +93,8 @@ inline bool has_zero_point_view(const matmul_i4_args& a) noexcept {
 }
 
 // z[n, g] as defined at the top of this file.
-inline std::int32_t i4_zero_point(const matmul_i4_desc& d, const matmul_i4_args& a,
-                                  std::int64_t n, std::int64_t g) noexcept {
+inline std::int32_t i4_zero_point(const matmul_i4_desc& d, const matmul_i4_args& a, std::int64_t n,
+                                  std::int64_t g) noexcept {
   if (d.b_type == dtype::s4) return 0;
   if (!has_zero_point_view(a)) return 8;
   return *a.zero_point.at<std::uint8_t>(n * a.zero_point.stride(0) + g * a.zero_point.stride(1));
@@ -223,8 +226,8 @@ inline Status matmul_i4(const matmul_i4_desc& d, const matmul_i4_args& a) {
 
         // ---- store -----------------------------------------------------------------------------
         if (!a.bias.empty()) acc += a.bias[static_cast<std::size_t>(n)];
-        const std::int64_t o = (batched ? b * a.out.stride(0) : 0) + m * a.out.stride(ro) +
-                               n * a.out.stride(ro + 1);
+        const std::int64_t o =
+            (batched ? b * a.out.stride(0) : 0) + m * a.out.stride(ro) + n * a.out.stride(ro + 1);
         *a.out.at<float>(o) = acc;
       }
     }

@@ -1,0 +1,93 @@
+// keel/kernels/gemm_i8/registry.hpp — the one list of int8 matmul microkernels.
+//
+// Tests, benchmarks and the cpu backend's chooser all iterate kRegistry; adding a kernel is one
+// line here (plus its availability test in `available` when it needs a new ISA). The order is
+// the order of preference: the backend takes the first available, exact-for-this-input variant
+// of the right op (gemv for M <= its mr, gemm otherwise).
+//
+// To add an Arm kernel: include its header under the matching architecture test, add its
+// entries inside an `#if` block like the AVX2 one, and teach `available` its ISA.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "keel/kernels/gemm_i8/avx2.hpp"
+#include "keel/kernels/gemm_i8/hwy.hpp"
+#include "keel/kernels/gemm_i8/scalar.hpp"
+#include "keel/kernels/gemm_i8/variant.hpp"
+
+namespace keel::kernels::gemm_i8 {
+
+struct kernel {
+  variant v;
+  variant_name name;  // make_name(v)
+  ukernel_fn fn;
+};
+
+constexpr kernel make_kernel(const variant& v, ukernel_fn fn) noexcept {
+  return kernel{v, make_name(v), fn};
+}
+
+namespace registry_detail {
+constexpr variant gemm_u8s8(int mr, int np, isa target, technique tech,
+                            kernel_op op = kernel_op::gemm) noexcept {
+  return variant{op, dtype::u8, dtype::s8, dtype::s32, packing{8, 4}, mr, np, target, tech};
+}
+// A gemv call covers up to this many panels (128 columns): the raw tile stays on the stack.
+inline constexpr int kGemvPanels = 16;
+}  // namespace registry_detail
+
+inline constexpr kernel kRegistry[] = {
+#if defined(KEEL_GEMM_I8_HAVE_AVX2)
+    make_kernel(registry_detail::gemm_u8s8(4, 3, isa::avx2, technique::ubs),
+                &avx2::gemm_ubs<4, 3>),
+    make_kernel(registry_detail::gemm_u8s8(6, 1, isa::avx2, technique::w16), &avx2::gemm_w16<6>),
+    make_kernel(registry_detail::gemm_u8s8(4, registry_detail::kGemvPanels, isa::avx2,
+                                           technique::w16, kernel_op::gemv),
+                &avx2::gemm_w16<4>),
+#endif
+    make_kernel(registry_detail::gemm_u8s8(4, 1, isa::hwy, technique::w16),
+                &hwy_impl::gemm_w16_mr4),
+    make_kernel(registry_detail::gemm_u8s8(4, registry_detail::kGemvPanels, isa::hwy,
+                                           technique::w16, kernel_op::gemv),
+                &hwy_impl::gemm_w16_mr4),
+    make_kernel(registry_detail::gemm_u8s8(4, 1, isa::scalar, technique::i32),
+                &scalar::gemm_i32<4>),
+};
+
+inline constexpr int kRegistrySize = static_cast<int>(sizeof(kRegistry) / sizeof(kRegistry[0]));
+
+// Whether this CPU can run a variant's instructions (asked once per call; cheap).
+inline bool available(const variant& v) noexcept {
+  switch (v.target) {
+    case isa::scalar:
+    case isa::hwy: return true;
+#if defined(KEEL_GEMM_I8_HAVE_AVX2)
+    case isa::avx2: return __builtin_cpu_supports("avx2");
+#endif
+    default: return false;
+  }
+}
+
+// The B layout pack() uses on this CPU: that of the first available gemm kernel. (Every kernel
+// registered so far reads p8k4; an Arm kernel with another layout makes this choice matter.)
+inline packing preferred_packing() noexcept {
+  for (const kernel& k : kRegistry) {
+    if (k.v.op == kernel_op::gemm && available(k.v)) return k.v.pack;
+  }
+  return packing{8, 4};
+}
+
+// Index of the variant with this name, or -1.
+constexpr int find_kernel(std::string_view name) noexcept {
+  for (int i = 0; i < kRegistrySize; ++i) {
+    if (kRegistry[i].name.view() == name) return i;
+  }
+  return -1;
+}
+
+static_assert(find_kernel("gemm_u8s8_s32_p8k4_4x8_scalar_i32") >= 0,
+              "the portable kernel is always registered");
+
+}  // namespace keel::kernels::gemm_i8

@@ -290,11 +290,14 @@ inline double matmul_cost(std::int64_t gemms, std::int64_t m, std::int64_t n, st
   const double g = static_cast<double>(gemms);
   *commands = g * (dma_count + tm * tn * tk + stores);
   if (!c.double_buffer) return g * (mac + dma + rq);
-  // Prologue: the first tile's loads cannot overlap anything.
-  const double first = static_cast<double>(std::min(mt, m) * std::min(kt, k) +
-                                           std::min(kt, k) * std::min(nt, n)) /
-                       c.dma_bytes_per_cycle;
-  return g * std::max({mac, dma, rq}) + first;
+  // Prologue and epilogue: the first tile's loads and the last tile's requantization and store
+  // overlap nothing.
+  const double tile_m = static_cast<double>(std::min(mt, m)), tile_n = static_cast<double>(std::min(nt, n));
+  const double tile_k = static_cast<double>(std::min(kt, k));
+  const double edges = (tile_m * tile_k + tile_k * tile_n + tile_m * tile_n * static_cast<double>(ob)) /
+                           c.dma_bytes_per_cycle +
+                       tile_m * tile_n / static_cast<double>(c.requant_lanes);
+  return g * std::max({mac, dma, rq}) + edges;
 }
 }  // namespace detail
 
@@ -490,6 +493,8 @@ constexpr std::int64_t depthwise_span(const conv_shape& s, std::int64_t tc) noex
   return std::min(span, s.in_c);
 }
 
+constexpr std::int64_t taps_of(const conv_shape& s) noexcept { return s.kh * s.kw; }
+
 inline std::array<std::int64_t, kOperandCount> conv_tile_bytes(const conv_shape& s,
                                                                std::int64_t th, std::int64_t tw,
                                                                std::int64_t tc,
@@ -560,7 +565,14 @@ inline double conv_cost(const conv_shape& s, std::int64_t th, std::int64_t tw, s
                     stores * static_cast<double>(c.requant_setup_cycles);
   *commands = dma_count + stores * 2 + in_loads;
   if (!c.double_buffer) return mac + dma + rq;
-  return std::max({mac, dma, rq});
+  // Prologue and epilogue, as for matmul: the first window and filters, the last output tile.
+  const double tile_out = static_cast<double>(th * tw * tc);
+  const double edges = (win * static_cast<double>(s.depthwise ? depthwise_span(s, tc) : tci) +
+                        static_cast<double>(tc * taps_of(s)) * static_cast<double>(s.depthwise ? 1 : tci) +
+                        tile_out * static_cast<double>(s.ob)) /
+                           c.dma_bytes_per_cycle +
+                       tile_out / static_cast<double>(c.requant_lanes);
+  return std::max({mac, dma, rq}) + edges;
 }
 }  // namespace detail
 

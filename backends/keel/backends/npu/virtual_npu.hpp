@@ -448,11 +448,9 @@ class virtual_npu {
   }
 
   Result<buffer_id> register_buffer(const void* p, std::int64_t bytes, bool writable) {
+    // Registration is host-side bookkeeping here (as importing a dma-buf is): it works while
+    // the device is lost; submit() is what refuses, and what counts the refusals.
     KEEL_RETURN_IF_ERROR(config_status_);
-    if (lost_) {
-      return Status::make(status_code::device_lost, "virtual_npu",
-                          "cannot register a buffer: the device is lost");
-    }
     if (bytes < 0 || (bytes > 0 && p == nullptr)) {
       return Status::make(status_code::invalid_argument, "virtual_npu",
                           "buffer %p of %lld bytes (need a non-null pointer and bytes >= 0)", p,

@@ -38,6 +38,16 @@ inline float round_half_even(float x) noexcept {
   return std::round(x);  // not a tie: round() and round-half-even agree
 }
 
+// a * b rounded to f32 before any later use: a product that an add consumes can never be fused
+// into a multiply-add. GCC contracts across statements by default in C++ (-ffp-contract=fast
+// even with -std=c++20; seen with GCC 12 -mfma) and Clang within one expression; the volatile
+// round trip defeats both under every flag. For the reference kernels' f32 sums only: fast
+// kernels state their own float bound instead.
+inline float rounded_product(float a, float b) noexcept {
+  const volatile float p = a * b;
+  return p;
+}
+
 // float -> int32 with saturation; NaN becomes 0. Avoids the UB of an out-of-range cast.
 inline std::int32_t saturate_to_i32(float x) noexcept {
   if (std::isnan(x)) return 0;

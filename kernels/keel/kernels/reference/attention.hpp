@@ -102,15 +102,6 @@ constexpr std::int64_t causal_end(std::int64_t i, std::int64_t offset,
   return end > 0 ? end : 0;
 }
 
-// a * b rounded to f32 before any later use. The volatile round trip is what makes "no fused
-// multiply-add" hold under every compiler setting: GCC contracts a product with a following add
-// across statements by default (-ffp-contract=fast, also in -std=c++20; seen with GCC 12 -mfma)
-// and Clang within one expression. Every product that an add consumes goes through here.
-inline float rounded_product(float a, float b) noexcept {
-  const volatile float p = a * b;
-  return p;
-}
-
 inline float load_f32(const void* base, std::int64_t offset) noexcept {
   return static_cast<const float*>(base)[offset];
 }

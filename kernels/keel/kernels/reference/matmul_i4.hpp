@@ -32,12 +32,8 @@
 // and the int32 bound of the group sums), then the values: zero points in 0..15, scales finite,
 // and, for dynamic_s8, activations finite. A batch of 0 writes nothing.
 //
-// Known shortcoming: "no fused multiply-add" is enforced by writing every product and sum as its
-// own statement (clang's default -ffp-contract=on fuses only within one expression) and by the
-// ISO -std=c++20 mode keel builds with (GCC then defaults to -ffp-contract=off). A user who
-// compiles the reference with GCC in a GNU mode (-std=gnu++20) on an FMA target, or with
-// -ffp-contract=fast, may get fused f32 results that differ in the last bits; integer group
-// sums are unaffected. Until C++ gives a portable per-function contraction switch.
+// "No fused multiply-add" holds under every compiler flag: each product that a sum consumes goes
+// through keel::rounded_product (quant.hpp), which GCC and Clang cannot contract.
 #pragma once
 
 #include <cmath>
@@ -209,17 +205,17 @@ inline Status matmul_i4(const matmul_i4_desc& d, const matmul_i4_args& a) {
               isum += q * (load_nibble(w, w_row + k, d.b_type) - z);
             }
             const float c = a_scale * s;  // rounded before it meets the sum
-            const float term = static_cast<float>(isum) * c;
+            const float term = rounded_product(static_cast<float>(isum), c);
             acc += term;
           } else {
             float gsum = 0.0f;
             for (std::int64_t k = k0; k < k1; ++k) {
               const float x = *a.a.at<float>(detail::i4_a_offset(a.a, batched, b, m, k));
               const float wv = static_cast<float>(load_nibble(w, w_row + k, d.b_type) - z);
-              const float p = x * wv;  // own statement: never fused with the sum
+              const float p = rounded_product(x, wv);  // never fused with the sum
               gsum += p;
             }
-            const float term = s * gsum;
+            const float term = rounded_product(s, gsum);
             acc += term;
           }
         }

@@ -10,6 +10,8 @@ packages=(
   libhwy-dev libxsimd-dev libtbb-dev
   # tests and benches
   doctest-dev libbenchmark-dev
+  # benchmark peers (bench/peers): oneDNN and XNNPACK with its thread pool
+  libdnnl-dev libxnnpack-dev libpthreadpool-dev
   # sanitizer runtimes for clang builds
   libclang-rt-14-dev
   # ONNX operator test vectors and the protobuf schema to read them with

@@ -1,0 +1,280 @@
+// bench/bench_ceiling.cpp — this machine's ceilings, so every matmul row can be read as a share of
+// what the hardware allows:
+//
+//   int8_mac/ceiling/avx2_<t>t         peak int8 multiply-accumulate rate of the AVX2 sequence
+//                                      keel's kernels use (vpmaddubsw, vpmaddwd, vpaddd), ops/s
+//   int8_mac/ceiling/avx512vnni_<t>t   the same for AVX-512 VNNI's vpdpbusd, where the CPU has it
+//                                      (keel has no such kernel yet; oneDNN and ONNX Runtime do)
+//   mem_read/ceiling/avx2_<t>t         streaming read bandwidth from memory, bytes/s
+//   mem_copy/ceiling/memcpy_<t>t       copy bandwidth (memcpy), bytes/s counting read + write
+//
+// <t> is 1 and every core. Multi-thread rows split the work over a team of threads (each core
+// runs the same loop, or reads its own slice) and time the whole team by wall clock.
+//
+// Why register-only inline assembly for the MAC rows: with intrinsics the compiler sees that the
+// multiplies of loop-invariant registers are invariant and hoists them out of the loop, leaving a
+// loop of adds. In asm each instruction stays; only the accumulators carry a dependency from one
+// iteration to the next, so the loop runs at the throughput of the multiply ports.
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "peers/common.hpp"
+
+namespace keel_bench {
+namespace {
+
+// ---- int8 MAC ceiling: AVX2 --------------------------------------------------------------------
+// One step: t = vpmaddubsw(a, b) (32 u8 x s8 products, pairwise added into 16 int16),
+// t = vpmaddwd(t, ones) (pairs of int16 into 8 int32), acc += t. 32 MACs = 64 ops per step.
+// Intel cores issue both multiplies on the same two vector ports (p0, p1), so the peak is one step
+// per cycle per core. Eight accumulators: the only loop-carried chain is the 1-cycle vpaddd, but
+// eight independent steps in flight cover the 5-cycle multiply latencies twice over.
+constexpr std::int64_t kAvx2OpsPerBlock = 8 * 64;
+
+__attribute__((target("avx2"))) void avx2_mac_loop(std::int64_t blocks) {
+  // clang-format off
+  asm volatile(
+      "vpcmpeqb %%ymm15, %%ymm15, %%ymm15\n\t"  // ymm15 = all ones bytes
+      "vpabsb   %%ymm15, %%ymm13\n\t"           // ymm13 = a: u8 1s
+      "vpsrlw   $15, %%ymm15, %%ymm14\n\t"      // ymm14 = int16 1s (the vpmaddwd ones)
+      "vmovdqa  %%ymm13, %%ymm12\n\t"           // ymm12 = b
+      "vpxor    %%ymm0, %%ymm0, %%ymm0\n\t"
+      "vpxor    %%ymm1, %%ymm1, %%ymm1\n\t"
+      "vpxor    %%ymm2, %%ymm2, %%ymm2\n\t"
+      "vpxor    %%ymm3, %%ymm3, %%ymm3\n\t"
+      "vpxor    %%ymm4, %%ymm4, %%ymm4\n\t"
+      "vpxor    %%ymm5, %%ymm5, %%ymm5\n\t"
+      "vpxor    %%ymm6, %%ymm6, %%ymm6\n\t"
+      "vpxor    %%ymm7, %%ymm7, %%ymm7\n\t"
+      "1:\n\t"
+      "vpmaddubsw %%ymm12, %%ymm13, %%ymm8\n\t"
+      "vpmaddwd   %%ymm14, %%ymm8, %%ymm8\n\t"
+      "vpaddd     %%ymm8, %%ymm0, %%ymm0\n\t"
+      "vpmaddubsw %%ymm12, %%ymm13, %%ymm9\n\t"
+      "vpmaddwd   %%ymm14, %%ymm9, %%ymm9\n\t"
+      "vpaddd     %%ymm9, %%ymm1, %%ymm1\n\t"
+      "vpmaddubsw %%ymm12, %%ymm13, %%ymm10\n\t"
+      "vpmaddwd   %%ymm14, %%ymm10, %%ymm10\n\t"
+      "vpaddd     %%ymm10, %%ymm2, %%ymm2\n\t"
+      "vpmaddubsw %%ymm12, %%ymm13, %%ymm11\n\t"
+      "vpmaddwd   %%ymm14, %%ymm11, %%ymm11\n\t"
+      "vpaddd     %%ymm11, %%ymm3, %%ymm3\n\t"
+      "vpmaddubsw %%ymm12, %%ymm13, %%ymm8\n\t"
+      "vpmaddwd   %%ymm14, %%ymm8, %%ymm8\n\t"
+      "vpaddd     %%ymm8, %%ymm4, %%ymm4\n\t"
+      "vpmaddubsw %%ymm12, %%ymm13, %%ymm9\n\t"
+      "vpmaddwd   %%ymm14, %%ymm9, %%ymm9\n\t"
+      "vpaddd     %%ymm9, %%ymm5, %%ymm5\n\t"
+      "vpmaddubsw %%ymm12, %%ymm13, %%ymm10\n\t"
+      "vpmaddwd   %%ymm14, %%ymm10, %%ymm10\n\t"
+      "vpaddd     %%ymm10, %%ymm6, %%ymm6\n\t"
+      "vpmaddubsw %%ymm12, %%ymm13, %%ymm11\n\t"
+      "vpmaddwd   %%ymm14, %%ymm11, %%ymm11\n\t"
+      "vpaddd     %%ymm11, %%ymm7, %%ymm7\n\t"
+      "dec %[n]\n\t"
+      "jnz 1b\n\t"
+      "vzeroupper\n\t"
+      : [n] "+r"(blocks)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+        "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+  // clang-format on
+}
+
+// ---- int8 MAC ceiling: AVX-512 VNNI ------------------------------------------------------------
+// One vpdpbusd on zmm: 64 u8 x s8 products summed in fours into 16 int32 accumulators, 128 ops.
+// Latency 5, up to two per cycle (ports p0 and p5 on recent Xeons): twelve accumulators keep
+// enough independent instructions in flight.
+constexpr std::int64_t kVnniOpsPerBlock = 12 * 128;
+
+__attribute__((target("avx512f,avx512vnni"))) void vnni_mac_loop(std::int64_t blocks) {
+  // clang-format off
+  asm volatile(
+      "vpternlogd $0xff, %%zmm15, %%zmm15, %%zmm15\n\t"  // all ones
+      "vpabsb     %%zmm15, %%zmm13\n\t"                  // a: u8 1s (needs avx512bw: see below)
+      "vmovdqa64  %%zmm13, %%zmm14\n\t"                  // b
+      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+      "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
+      "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
+      "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
+      "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
+      "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
+      "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
+      "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
+      "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
+      "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
+      "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
+      "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
+      "1:\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm0\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm1\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm2\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm3\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm4\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm5\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm6\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm7\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm8\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm9\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm10\n\t"
+      "vpdpbusd %%zmm14, %%zmm13, %%zmm11\n\t"
+      "dec %[n]\n\t"
+      "jnz 1b\n\t"
+      "vzeroupper\n\t"
+      : [n] "+r"(blocks)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+        "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+  // clang-format on
+}
+
+bool has_vnni512() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vnni");
+}
+
+// About 1e8 ops per thread per iteration: a few milliseconds at the expected rates, long enough
+// that the two barrier waits of a team run are noise.
+constexpr std::int64_t kMacOpsPerIteration = std::int64_t{1} << 27;
+
+void mac_ceiling(benchmark::State& state, int threads, bool vnni) {
+  if (vnni && !has_vnni512()) {
+    state.SkipWithError("this CPU has no AVX-512 VNNI (avx512f + avx512bw + avx512vnni)");
+    return;
+  }
+  if (!vnni && !__builtin_cpu_supports("avx2")) {
+    state.SkipWithError("this CPU has no AVX2");
+    return;
+  }
+  const std::int64_t per_block = vnni ? kVnniOpsPerBlock : kAvx2OpsPerBlock;
+  const std::int64_t blocks = kMacOpsPerIteration / per_block;
+  team t(threads);
+  const std::function<void(int)> job = [&](int) {
+    vnni ? vnni_mac_loop(blocks) : avx2_mac_loop(blocks);
+  };
+  for (auto _ : state) t.run(job);
+  const double ops = static_cast<double>(blocks * per_block) * threads;
+  set_counters(state, ops, 0.0, threads, 1);
+}
+
+// ---- memory bandwidth --------------------------------------------------------------------------
+// The buffer is four times the last-level cache (at least 256 MiB), or KEEL_BENCH_STREAM_MIB, so a
+// pass finds nothing of itself left in any cache. Each thread reads (or copies) its own contiguous
+// slice, as a GEMV's threads read their own columns' weights.
+std::int64_t stream_bytes() {
+  if (const char* env = std::getenv("KEEL_BENCH_STREAM_MIB")) {
+    const long long mib = std::atoll(env);
+    if (mib > 0) return static_cast<std::int64_t>(mib) << 20;
+  }
+  return std::max<std::int64_t>(4 * llc_bytes(), std::int64_t{256} << 20);
+}
+
+struct aligned_free {
+  void operator()(void* p) const { std::free(p); }
+};
+using buffer = std::unique_ptr<std::uint8_t, aligned_free>;
+
+buffer make_buffer(std::int64_t bytes) {
+  auto* p = static_cast<std::uint8_t*>(std::aligned_alloc(64, static_cast<std::size_t>(bytes)));
+  if (p != nullptr) std::memset(p, 1, static_cast<std::size_t>(bytes));  // fault every page in
+  return buffer(p);
+}
+
+// Sums 64-bit lanes of [p, p + bytes): four independent accumulators, 128 bytes per step. The
+// sum is returned so the compiler keeps the loads.
+__attribute__((target("avx2"))) std::uint64_t read_sum(const std::uint8_t* p, std::int64_t bytes) {
+  __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+  for (std::int64_t i = 0; i + 128 <= bytes; i += 128) {
+    s0 = _mm256_add_epi64(s0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    s1 = _mm256_add_epi64(s1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    s2 = _mm256_add_epi64(s2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    s3 = _mm256_add_epi64(s3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  const __m256i s = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
+  alignas(32) std::uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s);
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
+// Slice `index` of `threads` over `bytes`, in whole 4 KiB pages.
+void slice(std::int64_t bytes, int threads, int index, std::int64_t* begin, std::int64_t* size) {
+  const std::int64_t pages = bytes >> 12;
+  const std::int64_t first = pages * index / threads, last = pages * (index + 1) / threads;
+  *begin = first << 12;
+  *size = (last - first) << 12;
+}
+
+void read_ceiling(benchmark::State& state, int threads) {
+  if (!__builtin_cpu_supports("avx2")) {
+    state.SkipWithError("this CPU has no AVX2");
+    return;
+  }
+  const std::int64_t bytes = stream_bytes();
+  buffer buf = make_buffer(bytes);
+  if (!buf) {
+    state.SkipWithError("cannot allocate the stream buffer");
+    return;
+  }
+  team t(threads);
+  std::vector<std::uint64_t> sums(static_cast<std::size_t>(threads));
+  const std::function<void(int)> job = [&](int i) {
+    std::int64_t begin = 0, size = 0;
+    slice(bytes, threads, i, &begin, &size);
+    sums[static_cast<std::size_t>(i)] = read_sum(buf.get() + begin, size);
+  };
+  for (auto _ : state) {
+    t.run(job);
+    benchmark::DoNotOptimize(sums.data());
+  }
+  set_counters(state, 0.0, static_cast<double>(bytes), threads, 1);
+}
+
+void copy_ceiling(benchmark::State& state, int threads) {
+  const std::int64_t bytes = stream_bytes() / 2;
+  buffer src = make_buffer(bytes), dst = make_buffer(bytes);
+  if (!src || !dst) {
+    state.SkipWithError("cannot allocate the copy buffers");
+    return;
+  }
+  team t(threads);
+  const std::function<void(int)> job = [&](int i) {
+    std::int64_t begin = 0, size = 0;
+    slice(bytes, threads, i, &begin, &size);
+    std::memcpy(dst.get() + begin, src.get() + begin, static_cast<std::size_t>(size));
+  };
+  for (auto _ : state) {
+    t.run(job);
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, 0.0, 2.0 * static_cast<double>(bytes), threads, 1);
+}
+
+const bool g_registered = [] {
+  for (int t : thread_counts()) {
+    // Built by append: GCC 12's -Wrestrict misfires on `"literal" + std::string` (GCC PR 105329).
+    std::string tt = "_";
+    tt += std::to_string(t);
+    tt += "t";
+    timing(benchmark::RegisterBenchmark(("int8_mac/ceiling/avx2" + tt).c_str(),
+                                        [t](benchmark::State& st) { mac_ceiling(st, t, false); }));
+    timing(benchmark::RegisterBenchmark(("int8_mac/ceiling/avx512vnni" + tt).c_str(),
+                                        [t](benchmark::State& st) { mac_ceiling(st, t, true); }));
+    timing(benchmark::RegisterBenchmark(("mem_read/ceiling/avx2" + tt).c_str(),
+                                        [t](benchmark::State& st) { read_ceiling(st, t); }));
+    timing(benchmark::RegisterBenchmark(("mem_copy/ceiling/memcpy" + tt).c_str(),
+                                        [t](benchmark::State& st) { copy_ceiling(st, t); }));
+  }
+  benchmark::AddCustomContext("stream_buffer_mib", std::to_string(stream_bytes() >> 20));
+  benchmark::AddCustomContext("cold_pool_mib", std::to_string(cold_pool_bytes() >> 20));
+  benchmark::AddCustomContext("llc_mib", std::to_string(llc_bytes() >> 20));
+  return true;
+}();
+
+}  // namespace
+}  // namespace keel_bench

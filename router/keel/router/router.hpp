@@ -126,9 +126,9 @@ struct all_backends;
 template <class... Bs>
 struct all_backends<std::tuple<Bs...>> : std::bool_constant<(backend<Bs> && ...)> {};
 
-// A backend's own cost model, in one of two forms: estimate_us(desc), the whole predicted time;
-// or estimate(desc) returning a Result whose value has `seconds` of device time (the NPU
-// driver's cycle model), to which the router adds the board's launch cost. A failed Result
+// A backend's own cost model, in one of two forms: estimate_us(desc), the whole predicted time
+// in microseconds; or estimate(desc) returning a Result whose value has `seconds`, the whole
+// predicted time of the job, launch included (the NPU driver's cycle model). A failed Result
 // means the backend cannot run this desc: the candidate is dropped for this call.
 template <class B, class Desc>
 concept has_estimate_us = requires(const B& b, const Desc& d) {
@@ -277,7 +277,7 @@ class router {
 
   static_assert(routing_detail::all_backends<backend_tuple>::value,
                 "keel::router: every type in Policy::backends must satisfy keel::backend "
-                "(keel/backend.hpp); the compiler's notes above say which requirement fails");
+                "(keel/backend.hpp); the compiler's notes say which requirement fails");
   static_assert(backend_count <= kMaxRoutedBackends,
                 "keel::router: a policy may list at most 7 backends (the router adds the "
                 "reference backend as the 8th)");
@@ -600,7 +600,7 @@ class router {
         t = static_cast<double>(b.estimate_us(d));
       } else if constexpr (routing_detail::has_device_estimate<backend_at<I>, Desc>) {
         const auto e = b.estimate(d);
-        t = e.ok() ? rates[i].launch_us + static_cast<double>(e.value().seconds) * 1e6
+        t = e.ok() ? static_cast<double>(e.value().seconds) * 1e6
                    : std::numeric_limits<double>::infinity();
       }
     });

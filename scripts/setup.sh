@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # build
   meson ninja-build pkg-config g++ clang
+  # Meson finds doctest (which ships no .pc file) through its CMake package
+  cmake
   # kernels and backends
   libhwy-dev libxsimd-dev libtbb-dev
   # tests and benches

@@ -238,6 +238,7 @@ class virtual_npu {
     std::uint64_t submissions = 0;    // accepted by submit()
     std::uint64_t completed = 0;      // waited for with an ok Status
     std::uint64_t faults = 0;         // injected
+    std::uint64_t refused = 0;        // submissions refused while the device was lost
     std::uint64_t simulated_macs = 0; // useful MACs of the jobs that ran to the end
   };
   const counters& stats() const noexcept { return counters_; }
@@ -440,6 +441,7 @@ class virtual_npu {
 
   Status check_lost() {
     if (!lost_) return Status::Ok();
+    ++counters_.refused;
     if (lost_remaining_ > 0 && --lost_remaining_ == 0) {
       lost_ = false;  // this refusal was the last: the device is back for the next submission
     }

@@ -198,17 +198,19 @@ def build_tables(rows, errors, contexts, machine):
               "note"):
         if machine.get(k):
             w(f"| {k.replace('_', ' ')} | {machine[k]} |")
-    versions = {}
+    versions = {}  # name -> values seen (files may differ: say so rather than pick one)
     for _, ctx in contexts:
         for k, v in ctx.items():
             if k.endswith("_version") or k.endswith("_isa") or k in (
-                    "cold_pool_mib", "stream_buffer_mib", "llc_mib", "library_build_type"):
-                versions[k] = v
+                    "cold_pool_mib", "stream_buffer_mib", "llc_mib", "ort_intra_op_spinning"):
+                versions.setdefault(k, []).append(str(v))
+            if k == "library_build_type":  # Debian's libbenchmark reports its own build, not ours
+                versions.setdefault("libbenchmark_build", []).append(str(v))
     for k, v in sorted(machine.get("packages", {}).items()):
-        versions[k] = v
+        versions.setdefault(k, []).append(v)
     if versions:
-        w("| versions and settings | " + ", ".join(f"{k} {v}" for k, v in
-                                                   sorted(versions.items())) + " |")
+        w("| versions and settings | " + ", ".join(
+            f"{k} {' / '.join(dict.fromkeys(v))}" for k, v in sorted(versions.items())) + " |")
     w("")
 
     # Ceilings.

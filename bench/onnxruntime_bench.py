@@ -32,6 +32,7 @@ import os
 import platform
 import re
 import socket
+import subprocess
 import sys
 import time
 
@@ -51,11 +52,14 @@ BLOCK = 32  # MatMulNBits block size along K
 
 
 def llc_bytes():
+    """The last-level cache size as glibc reports it (sysconf(_SC_LEVEL3_CACHE_SIZE), the number
+    bench/peers/common.hpp uses). Python's os.sysconf does not know that name, so ask getconf."""
     try:
-        v = os.sysconf("SC_LEVEL3_CACHE_SIZE")
+        v = int(subprocess.run(["getconf", "LEVEL3_CACHE_SIZE"], capture_output=True,
+                               text=True).stdout.strip() or 0)
         if v > 0:
             return v
-    except (ValueError, OSError):
+    except (OSError, ValueError):
         pass
     return 32 << 20
 

@@ -45,7 +45,7 @@ inline constexpr kernel kRegistry[] = {
     make_kernel(registry_detail::gemm_u8s8(6, 1, isa::avx2, technique::w16), &avx2::gemm_w16<6>),
     make_kernel(registry_detail::gemm_u8s8(4, registry_detail::kGemvPanels, isa::avx2,
                                            technique::w16, kernel_op::gemv),
-                &avx2::gemm_w16<4>),
+                &avx2::gemv_w16<4>),
 #endif
     make_kernel(registry_detail::gemm_u8s8(4, 1, isa::hwy, technique::w16),
                 &hwy_impl::gemm_w16_mr4),

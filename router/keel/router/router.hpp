@@ -31,7 +31,6 @@
 #pragma once
 
 #include <array>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -306,6 +305,27 @@ class router {
  public:
   static constexpr std::array<unit_rates, backend_count> rates = make_rates();
 
+ private:
+  // The roofline of each backend with its divisions done at compile time: the run-time
+  // prediction is two multiplies, a max and an add (bench_router: the decision's hot loop).
+  struct inverse_rates {
+    double us_per_int_op, us_per_float_op, us_per_byte, launch_us;
+  };
+  static constexpr std::array<inverse_rates, backend_count> make_inverse() {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    std::array<inverse_rates, backend_count> v{};
+    for (std::size_t i = 0; i < backend_count; ++i) {
+      const unit_rates& r = rates[i];
+      v[i] = {r.int_ops_per_us > 0 ? 1 / r.int_ops_per_us : inf,
+              r.float_ops_per_us > 0 ? 1 / r.float_ops_per_us : inf,
+              r.bytes_per_us > 0 ? 1 / r.bytes_per_us : inf, r.launch_us};
+    }
+    return v;
+  }
+  static constexpr std::array<inverse_rates, backend_count> kInverse = make_inverse();
+
+ public:
+
   // Can the board host backend i for (k, t)? The unit must exist, and an NPU must list the op
   // kind and the dtype (f32 math on an NPU runs in its f16 path).
   static constexpr bool board_hosts(std::size_t i, op_kind k, dtype t) {
@@ -479,44 +499,51 @@ class router {
     requires routing_detail::routable_op<Desc, Args>
   Status run(const Desc& d, const Args& a, const request& req = {},
              route_report* report = nullptr) {
-    using clock = std::chrono::steady_clock;
-    constexpr bool kTraced = decltype(trace_)::enabled;
-    const bool timed = kTraced || report != nullptr;
-
     const op_work w = work_of(d);
     const route_plan p = decide(d, a, req, w);
-    const std::uint64_t request_id = ++requests_;
+    ++requests_;
     // Held-out backends this call passed over move toward their probe; probed ones start over.
-    for (std::size_t i = 0; i < backend_count; ++i) {
-      if ((p.held_out_mask >> i) & 1u) ++health_[i].passed_over;
-      if ((p.probe_mask >> i) & 1u) health_[i].passed_over = 0;
+    if ((p.held_out_mask | p.probe_mask) != 0) {
+      for (std::size_t i = 0; i < backend_count; ++i) {
+        if ((p.held_out_mask >> i) & 1u) ++health_[i].passed_over;
+        if ((p.probe_mask >> i) & 1u) health_[i].passed_over = 0;
+      }
     }
     if (report) {
       *report = route_report{};
       report->over_budget = p.over_budget;
     }
-    if (p.count == 0) {
-      return Status::make(status_code::unsupported, to_string(Desc::kind),
-                          "no backend is predicted to meet the hard budget (latency %g us, "
-                          "energy %g uJ)",
-                          req.latency_budget_us, req.energy_budget_uj);
-    }
+    if (p.count == 0) return no_candidate<Desc>(req);
+    return attempt(d, a, w, p, report);
+  }
 
-    Status last;
+ private:
+  template <class Desc>
+  static Status no_candidate(const request& req) {
+    return Status::make(status_code::unsupported, to_string(Desc::kind),
+                        "no backend is predicted to meet the hard budget (latency %g us, "
+                        "energy %g uJ)",
+                        req.latency_budget_us, req.energy_budget_uj);
+  }
+
+  // Runs the plan's candidates in order until one serves the call, the request is found wrong,
+  // or none is left; every attempt updates health and the trace. Every return is `s`, so the
+  // Status (200 bytes of message) is built once, in place.
+  template <class Desc, class Args>
+  Status attempt(const Desc& d, const Args& a, const op_work& w, const route_plan& p,
+                 route_report* report) {
+    constexpr bool kTraced = decltype(trace_)::enabled;
+    const bool timed = kTraced || report != nullptr;
     trace_reason reason = trace_reason::lowest_cost;
-    for (std::uint8_t pos = 0; pos < p.count; ++pos) {
+    for (std::uint8_t pos = 0;; ++pos) {
       const std::size_t i = p.order[pos];
       const bool probing = (p.probe_mask >> i) & 1u;
       if (probing) reason = trace_reason::probe;
 
       // ---- run it ----
-      clock::time_point t0{};
-      if (timed) t0 = clock::now();
-      Status s = dispatch(i, d, a);
-      float measured = 0;
-      if (timed) {
-        measured = std::chrono::duration<float, std::micro>(clock::now() - t0).count();
-      }
+      const std::uint64_t t0 = timed ? trace_clock::now() : 0;
+      Status s = dispatch<0>(i, d, a);
+      const float measured = timed ? trace_clock::elapsed_us(t0, trace_clock::now()) : 0.0f;
 
       // ---- classify and update health ----
       backend_health& h = health_[i];
@@ -548,8 +575,8 @@ class router {
       if (probing) ++h.probes;
 
       if constexpr (kTraced) {
-        trace_entry e;
-        e.request = request_id;
+        trace_entry& e = trace_.next_slot();
+        e.request = requests_;
         e.op = w.kind;
         e.weights = w.weights;
         e.rank = w.rank;
@@ -561,7 +588,6 @@ class router {
         e.flags = flags;
         e.predicted_us = p.predicted_us[pos];
         e.measured_us = measured;
-        trace_.record(e);
       }
       if (report) {
         report->backend = caps[i].name;
@@ -574,7 +600,7 @@ class router {
       }
 
       // ---- done, or the next candidate ----
-      if (s.ok()) return s;
+      if (s.ok() || pos + 1 == p.count) return s;
       if (fault) {
         reason = trace_reason::retry_after_fault;
       } else if (s.code() == status_code::unsupported) {
@@ -584,16 +610,17 @@ class router {
       } else {
         return s;  // the request itself is wrong: every backend would say so
       }
-      last = s;
     }
-    return last;
   }
 
- private:
   // Backend i's predicted time for this call.
   template <class Desc>
   double predict_us(std::size_t i, const Desc& d, const op_work& w) const {
-    double t = roofline_us(rates[i], w);
+    // roofline_us(), with the divisions precomputed (the same value to a rounding).
+    const inverse_rates& v = kInverse[i];
+    const double compute = w.ops * (w.float_math ? v.us_per_float_op : v.us_per_int_op);
+    const double memory = w.bytes * v.us_per_byte;
+    double t = v.launch_us + (compute > memory ? compute : memory);
     with_index(i, [&]<std::size_t I>() {
       const backend_at<I>& b = std::get<I>(backends_);
       if constexpr (routing_detail::has_estimate_us<backend_at<I>, Desc>) {
@@ -614,12 +641,16 @@ class router {
     }(std::make_index_sequence<backend_count>{});
   }
 
-  template <class Desc, class Args>
+  // Backend i runs the op; the Status comes back by guaranteed copy elision.
+  template <std::size_t I, class Desc, class Args>
   Status dispatch(std::size_t i, const Desc& d, const Args& a) {
-    KEEL_DASSERT(i < backend_count, "a plan holds backend indices only");
-    Status s;
-    with_index(i, [&]<std::size_t I>() { s = std::get<I>(backends_).run(d, a); });
-    return s;
+    if constexpr (I + 1 == backend_count) {
+      KEEL_DASSERT(i == I, "a plan holds backend indices only");
+      return std::get<I>(backends_).run(d, a);
+    } else {
+      if (i == I) return std::get<I>(backends_).run(d, a);
+      return dispatch<I + 1>(i, d, a);
+    }
   }
 
   // Ranks the op's candidates for this call; reads health, changes nothing.

@@ -637,7 +637,7 @@ class router {
   template <class F>
   static void with_index(std::size_t i, F&& f) {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((i == I ? (f.template operator()<I>(), true) : false) || ...);
+      (void)((i == I ? (f.template operator()<I>(), true) : false) || ...);
     }(std::make_index_sequence<backend_count>{});
   }
 

@@ -350,14 +350,8 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
       const std::int64_t bi = t / pl.m_panels;
       const std::int64_t m0 = (t % pl.m_panels) * v.mr;
       const int rows = static_cast<int>(std::min<std::int64_t>(v.mr, d.m - m0));
-      void* dst = a_packed.data() + t * panel_bytes;
-      if (elem == 2) {
-        gk::pack_a_panel(a_matrix(d, a, bi), m0, rows, d.k, v.mr, v.pack,
-                         static_cast<std::int16_t*>(dst), rowsum.data() + t * v.mr);
-      } else {
-        gk::pack_a_panel(a_matrix(d, a, bi), m0, rows, d.k, v.mr, v.pack,
-                         static_cast<std::uint8_t*>(dst), rowsum.data() + t * v.mr);
-      }
+      kern.pack_a(a_matrix(d, a, bi), m0, rows, d.k, v.mr, v.pack,
+                  a_packed.data() + t * panel_bytes, rowsum.data() + t * v.mr);
     }
   });
 
@@ -405,7 +399,7 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
           ka.a = a_packed.data() + ap * panel_bytes;
           ka.rows = static_cast<int>(std::min<std::int64_t>(v.mr, d.m - mp * v.mr));
           kern.fn(ka);
-          gk::apply_epilogue(e, raw, ka.ld_raw, mp * v.mr, ka.rows, n0, cols);
+          kern.epilogue(e, raw, ka.ld_raw, mp * v.mr, ka.rows, n0, cols);
         }
       }
     }

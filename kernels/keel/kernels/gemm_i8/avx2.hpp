@@ -29,6 +29,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "keel/kernels/gemm_i8/epilogue.hpp"
+#include "keel/kernels/gemm_i8/packing.hpp"
 #include "keel/kernels/gemm_i8/variant.hpp"
 
 #define KEEL_TARGET_AVX2 __attribute__((target("avx2")))
@@ -318,6 +320,22 @@ void ubs_dispatch(const ukernel_args& p) noexcept {
     if (p.rows == Rows) return detail::ubs_dispatch_panels<MR, NP, Rows>(p);
     return ubs_dispatch<MR, NP, Rows + 1>(p);
   }
+}
+
+// The shared epilogue compiled for AVX2: the same source as every other ISA's (epilogue.hpp, so
+// the same bits), vectorized with 256-bit integer ops instead of baseline SSE2's (whose 32-bit
+// multiply alone takes a pmuludq/pshufd sequence).
+KEEL_TARGET_AVX2 inline void epilogue(const epilogue_params& e, const std::int32_t* raw,
+                                      std::int64_t ld_raw, std::int64_t m0, int rows,
+                                      std::int64_t n0, int cols) noexcept {
+  apply_epilogue(e, raw, ld_raw, m0, rows, n0, cols);
+}
+
+// The A packer (packing.hpp) compiled for AVX2, for the same reason.
+template <class T>
+KEEL_TARGET_AVX2 void pack_a(const a_source& a, std::int64_t m0, int rows, std::int64_t k, int mr,
+                             const packing& p, void* dst, std::int32_t* rowsum) noexcept {
+  pack_a_panel(a, m0, rows, k, mr, p, static_cast<T*>(dst), rowsum);
 }
 
 // The entry points the registry names.

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "keel/kernels/gemm_i8/avx2.hpp"
+#include "keel/kernels/gemm_i8/epilogue.hpp"
 #include "keel/kernels/gemm_i8/hwy.hpp"
 #include "keel/kernels/gemm_i8/scalar.hpp"
 #include "keel/kernels/gemm_i8/variant.hpp"
@@ -21,12 +22,19 @@ namespace keel::kernels::gemm_i8 {
 
 struct kernel {
   variant v;
-  variant_name name;  // make_name(v)
-  ukernel_fn fn;
+  variant_name name;     // make_name(v)
+  ukernel_fn fn;         // the microkernel: raw int32 tile
+  epilogue_fn epilogue;  // the shared epilogue (epilogue.hpp) compiled for the kernel's ISA
+  pack_a_fn pack_a;      // the A packer (packing.hpp) for v.a_layout(), compiled likewise
 };
 
-constexpr kernel make_kernel(const variant& v, ukernel_fn fn) noexcept {
-  return kernel{v, make_name(v), fn};
+// The portable defaults: epilogue and A packer compiled for the build's baseline.
+constexpr pack_a_fn portable_pack_a(const variant& v) noexcept {
+  return v.a_layout() == a_format::s16 ? &pack_a<std::int16_t> : &pack_a<std::uint8_t>;
+}
+constexpr kernel make_kernel(const variant& v, ukernel_fn fn, epilogue_fn epi = &apply_epilogue,
+                             pack_a_fn pa = nullptr) noexcept {
+  return kernel{v, make_name(v), fn, epi, pa != nullptr ? pa : portable_pack_a(v)};
 }
 
 namespace registry_detail {
@@ -41,11 +49,12 @@ inline constexpr int kGemvPanels = 16;
 inline constexpr kernel kRegistry[] = {
 #if defined(KEEL_GEMM_I8_HAVE_AVX2)
     make_kernel(registry_detail::gemm_u8s8(4, 3, isa::avx2, technique::ubs),
-                &avx2::gemm_ubs<4, 3>),
-    make_kernel(registry_detail::gemm_u8s8(6, 1, isa::avx2, technique::w16), &avx2::gemm_w16<6>),
+                &avx2::gemm_ubs<4, 3>, &avx2::epilogue, &avx2::pack_a<std::uint8_t>),
+    make_kernel(registry_detail::gemm_u8s8(6, 1, isa::avx2, technique::w16), &avx2::gemm_w16<6>,
+                &avx2::epilogue, &avx2::pack_a<std::int16_t>),
     make_kernel(registry_detail::gemm_u8s8(4, registry_detail::kGemvPanels, isa::avx2,
                                            technique::w16, kernel_op::gemv),
-                &avx2::gemv_w16<4>),
+                &avx2::gemv_w16<4>, &avx2::epilogue, &avx2::pack_a<std::int16_t>),
 #endif
     make_kernel(registry_detail::gemm_u8s8(4, 1, isa::hwy, technique::w16),
                 &hwy_impl::gemm_w16_mr4),

@@ -141,6 +141,11 @@ def rate_value(row):
     return (row.bytes if row.kind == "gemv" else row.ops) or 0.0
 
 
+def cell(text):
+    """Text safe inside a markdown table cell (a regex in a command line holds '|')."""
+    return str(text).replace("|", "\\|")
+
+
 def fmt_time(row):
     scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}.get(row.time_unit, 1.0)
     return f"{row.real_time * scale:.3f}"
@@ -173,6 +178,26 @@ def is_keel(row):
     return row.impl == "keel" or row.impl.startswith("keel_")
 
 
+def per_cpu_second(row):
+    """The row's rate per second of CPU time the process actually received (its ops or bytes over
+    its process CPU time), in the row's unit, or None. On a loaded machine this estimates what
+    the row's cores would do if they were its own; spinning threads inflate CPU time, so it is a
+    floor for multi-thread rows."""
+    share = row.cpu_share
+    if not share:
+        return None
+    value = row.bytes if (row.kind == "gemv" or row.op.startswith("mem_")) else row.ops
+    return value / (share * row.threads) if value else None
+
+
+def fmt_per_cpu(row):
+    v = per_cpu_second(row)
+    if v is None:
+        return "-"
+    unit = "GB" if (row.kind == "gemv" or row.op.startswith("mem_")) else "G"
+    return f"{v / 1e9:.1f} {unit}"
+
+
 def contended(row):
     share = row.cpu_share
     return share is not None and share < 0.8
@@ -197,7 +222,7 @@ def build_tables(rows, errors, contexts, machine):
     for k in ("date", "command", "git", "cpu", "cores", "memory", "load_before", "load_after",
               "note"):
         if machine.get(k):
-            w(f"| {k.replace('_', ' ')} | {machine[k]} |")
+            w(f"| {k.replace('_', ' ')} | {cell(machine[k])} |")
     versions = {}  # name -> values seen (files may differ: say so rather than pick one)
     for _, ctx in contexts:
         for k, v in ctx.items():
@@ -216,11 +241,12 @@ def build_tables(rows, errors, contexts, machine):
     # Ceilings.
     w("### Ceilings")
     w("")
-    w("| row | threads | rate | time per iteration (ms) | CPU share |")
-    w("|---|---:|---:|---:|---:|")
+    w("| row | threads | rate | time per iteration (ms) | CPU share | per CPU-second (~ per core) |")
+    w("|---|---:|---:|---:|---:|---:|")
     for (op, variant, t), r in sorted(ceilings.items()):
         rate = f"{r.bytes / 1e9:.1f} GB/s" if op.startswith("mem_") else f"{r.ops / 1e9:.0f} GOPS"
-        w(f"| `{r.name}` | {t} | {rate} | {fmt_time(r)} | {fmt_share(r.cpu_share)} |")
+        w(f"| `{r.name}` | {t} | {rate} | {fmt_time(r)} | {fmt_share(r.cpu_share)} | "
+          f"{fmt_per_cpu(r)} |")
     w("")
 
     # keel beside the best peer.
@@ -267,14 +293,14 @@ def build_tables(rows, errors, contexts, machine):
     w("### Every row")
     w("")
     w("| row | time (ms) | GOPS | GB/s | bytes/iter (MB) | share of ceiling | cold copies | "
-      "CPU share |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+      "CPU share | per CPU-second (~ per core) |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in sorted((r for r in rows.values() if r.impl != "ceiling"), key=sort_key):
         c, clabel = ceiling_for(r, ceilings)
         share = rate_value(r) / c if c else None
         w(f"| `{r.name}` | {fmt_time(r)} | {(r.ops or 0) / 1e9:.1f} | {(r.bytes or 0) / 1e9:.2f} | "
           f"{(r.bytes_per_iter or 0) / 1e6:.2f} | {fmt_share(share)} {clabel} | {r.cold_copies} | "
-          f"{fmt_share(r.cpu_share)} |")
+          f"{fmt_share(r.cpu_share)} | {fmt_per_cpu(r)} |")
     w("")
     if errors:
         w("Rows that did not run:")

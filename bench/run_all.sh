@@ -15,7 +15,8 @@
 # Environment: KEEL_BENCH_BUILD (build directory, default build-bench-release), KEEL_BENCH_REPS
 # (repetitions of each row, default 3), KEEL_BENCH_MIN_TIME (seconds per repetition, default 0.5),
 # KEEL_BENCH_FILTER (regex on row names, as --benchmark_filter), KEEL_BENCH_COLD_MIB and
-# KEEL_BENCH_STREAM_MIB (see bench/peers/common.hpp and bench/bench_ceiling.cpp).
+# KEEL_BENCH_STREAM_MIB (see bench/peers/common.hpp and bench/bench_ceiling.cpp), KEEL_BENCH_NOTE
+# (a line for the table's header, e.g. "preliminary: machine shared, load 10").
 #
 # The full run takes a long while (every row: ~25 shapes x impls x 2 thread counts x reps, and
 # tens of packed copies of the weights for each cold GEMV row). Run it on a quiet machine: the
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --update-docs) update_docs=1 ;;
     --no-build) build=0 ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "run_all.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -106,8 +107,10 @@ info = {
     "memory": f"{mem_kib / 1048576:.1f} GiB",
     "load_before": " ".join(open("/proc/loadavg").read().split()[:3]),
     "packages": dict(kv.split("=", 1) for kv in os.environ["KEEL_PKGS"].split(";")),
-    "note": ("quick smoke run (two shapes, one short repetition, small cold pool): not a result"
-             if os.environ["KEEL_QUICK"] == "1" else ""),
+    "note": "; ".join(n for n in (
+        os.environ.get("KEEL_BENCH_NOTE", ""),
+        "quick smoke run (two shapes, one short repetition, small cold pool): not a result"
+        if os.environ["KEEL_QUICK"] == "1" else "") if n),
 }
 json.dump(info, open(sys.argv[1], "w"), indent=1)
 PY

@@ -52,10 +52,10 @@ const mm_shape kMatmuls[] = {
 };
 
 const conv_shape kConvs[] = {
-    {224, 224, 3, 32, 3, 2, 1},  // MobileNetV2: the stem
+    {224, 224, 3, 32, 3, 2, 1},    // MobileNetV2: the stem
     {112, 112, 32, 32, 3, 1, 32},  // MobileNetV2: depthwise 3x3
-    {56, 56, 24, 144, 1, 1, 1},  // MobileNetV2: pointwise expansion
-    {56, 56, 64, 64, 3, 1, 1},   // ResNet-50: a 3x3 of stage 2
+    {56, 56, 24, 144, 1, 1, 1},    // MobileNetV2: pointwise expansion
+    {56, 56, 64, 64, 3, 1, 1},     // ResNet-50: a 3x3 of stage 2
 };
 
 // Names are built by appending: GCC 12 at -O3 warns (-Wrestrict, a false positive) on
@@ -71,9 +71,9 @@ std::string mm_name(const mm_shape& s) {
 }
 
 std::string conv_name(const conv_shape& s) {
-  std::string n = join({"N1_H", std::to_string(s.h), "_W", std::to_string(s.w), "_C",
-                        std::to_string(s.c), "_O", std::to_string(s.o), "_K", std::to_string(s.k),
-                        "_S", std::to_string(s.stride)});
+  std::string n =
+      join({"N1_H", std::to_string(s.h), "_W", std::to_string(s.w), "_C", std::to_string(s.c), "_O",
+            std::to_string(s.o), "_K", std::to_string(s.k), "_S", std::to_string(s.stride)});
   if (s.groups > 1) n = join({n, "_G", std::to_string(s.groups)});
   return n;
 }
@@ -128,7 +128,8 @@ void set_counters(benchmark::State& state, const cycle_estimate& e, const vnpu_c
       Counter(static_cast<double>(e.macs), Counter::kIsIterationInvariantRate);
   state.counters["pred_cycles"] = Counter(static_cast<double>(e.cycles));
   state.counters["pred_us"] = Counter(e.seconds * 1e6);
-  state.counters["array_util"] = Counter(static_cast<double>(e.macs) / (op_cycles * macs_per_cycle));
+  state.counters["array_util"] =
+      Counter(static_cast<double>(e.macs) / (op_cycles * macs_per_cycle));
   state.counters["dram_bytes"] = Counter(static_cast<double>(e.dram_bytes));
 }
 
@@ -169,8 +170,8 @@ void bm_conv(benchmark::State& state, conv_shape s) {
   const conv2d_desc d = conv_desc(s);
   const conv2d_geometry g = conv2d_output_geometry(d).value();
   const auto x = random_bytes<std::uint8_t>(static_cast<std::size_t>(s.h * s.w * s.c), 3);
-  const auto w = random_bytes<std::int8_t>(
-      static_cast<std::size_t>(s.o * s.k * s.k * (s.c / s.groups)), 4);
+  const auto w =
+      random_bytes<std::int8_t>(static_cast<std::size_t>(s.o * s.k * s.k * (s.c / s.groups)), 4);
   std::vector<std::int8_t> out(static_cast<std::size_t>(g.out_h * g.out_w * s.o));
   const std::vector<float> scale(static_cast<std::size_t>(s.o), 0.01f);
   conv2d_args args;
@@ -225,8 +226,8 @@ void register_profile() {
         ->UseRealTime();
     npu_op o;
     o.matmul = mm_desc(s);
-    benchmark::RegisterBenchmark(join({"predict_", op, "/keel_vnpu/", shape}).c_str(),
-                                 bm_predict, o, Profile::config)
+    benchmark::RegisterBenchmark(join({"predict_", op, "/keel_vnpu/", shape}).c_str(), bm_predict,
+                                 o, Profile::config)
         ->Unit(benchmark::kMicrosecond);
   }
   for (const conv_shape& s : kConvs) {

@@ -25,7 +25,9 @@ bool contains(const Status& s, const char* word) {
   return std::string(s.message()).find(word) != std::string::npos;
 }
 
-std::int64_t out_bytes_of(dtype t) { return bits_of(t) / 8; }
+std::int64_t out_bytes_of(dtype t) {
+  return bits_of(t) / 8;
+}
 
 // ---- random device configurations -----------------------------------------------------------
 
@@ -37,8 +39,8 @@ vnpu_config random_config(rng& r) {
   c.mac_cols = sides[r.uniform_int(0, 6)];
   const std::int64_t aligns[] = {4, 16, 64, 256};
   c.alignment = aligns[r.uniform_int(0, 3)];
-  c.sram_bytes = r.uniform_int(0, 3) == 0 ? r.uniform_int(64, 512) * 1024
-                                          : r.uniform_int(3, 24) * 1024;
+  c.sram_bytes =
+      r.uniform_int(0, 3) == 0 ? r.uniform_int(64, 512) * 1024 : r.uniform_int(3, 24) * 1024;
   const double bws[] = {1.0, 3.5, 16.0, 64.0};
   c.dma_bytes_per_cycle = bws[r.uniform_int(0, 3)];
   c.dma_setup_cycles = r.uniform_int(0, 100);
@@ -75,7 +77,8 @@ struct matmul_case {
 
 void fill_8bit(rng& r, std::vector<std::uint8_t>& v, dtype t) {
   for (auto& x : v) x = static_cast<std::uint8_t>(r.uniform_int(min_of(t), max_of(t)));
-  if (!v.empty() && std::all_of(v.begin(), v.end(), [](std::uint8_t x) { return x == 0; })) v[0] = 1;
+  if (!v.empty() && std::all_of(v.begin(), v.end(), [](std::uint8_t x) { return x == 0; }))
+    v[0] = 1;
 }
 
 // The output stage: a random dtype, mode, scale (spread so the 8-bit range is exercised),
@@ -118,7 +121,8 @@ matmul_case random_matmul(rng& r, std::int64_t max_m, std::int64_t max_n, std::i
   }
   const std::int64_t nzp[] = {0, 1, d.n};
   c.b_zp.resize(static_cast<std::size_t>(nzp[r.uniform_int(0, 2)]));
-  for (auto& z : c.b_zp) z = static_cast<std::int32_t>(r.uniform_int(min_of(d.b_type), max_of(d.b_type)));
+  for (auto& z : c.b_zp)
+    z = static_cast<std::int32_t>(r.uniform_int(min_of(d.b_type), max_of(d.b_type)));
   if (r.uniform_int(0, 1)) {
     c.bias.resize(static_cast<std::size_t>(d.n));
     for (auto& b : c.bias) b = static_cast<std::int32_t>(r.uniform_int(-20000, 20000));
@@ -140,8 +144,8 @@ struct conv_case {
   conv2d_args args(void* out) const {
     conv2d_args a;
     a.input = const_tensor_view(x.data(), d.in_type, {d.batch, d.in_h, d.in_w, d.in_c});
-    a.weights = const_tensor_view(w.data(), d.w_type,
-                                  {d.out_c, d.kernel_h, d.kernel_w, d.in_c / d.groups});
+    a.weights =
+        const_tensor_view(w.data(), d.w_type, {d.out_c, d.kernel_h, d.kernel_w, d.in_c / d.groups});
     a.w_scale = w_scale;
     a.w_zero_point = w_zp;
     a.bias = bias;
@@ -190,7 +194,8 @@ conv_case random_conv(rng& r, int kind = -1, std::int64_t max_hw = 10) {
     d.pad_right = r.uniform_int(0, 2);
     d.in_type = r.uniform_int(0, 1) ? dtype::u8 : dtype::s8;
     d.w_type = r.uniform_int(0, 3) ? dtype::s8 : dtype::u8;
-    d.in_zero_point = static_cast<std::int32_t>(r.uniform_int(min_of(d.in_type), max_of(d.in_type)));
+    d.in_zero_point =
+        static_cast<std::int32_t>(r.uniform_int(min_of(d.in_type), max_of(d.in_type)));
     d.in_scale = r.uniform_float(0.002f, 0.05f);
     const std::int64_t reduction = d.kernel_h * d.kernel_w * (d.in_c / d.groups);
     d.out = random_output(r, reduction, d.in_scale, 0.01f);
@@ -208,7 +213,8 @@ conv_case random_conv(rng& r, int kind = -1, std::int64_t max_hw = 10) {
     }
     const std::int64_t nzp[] = {0, 1, d.out_c};
     c.w_zp.resize(static_cast<std::size_t>(nzp[r.uniform_int(0, 2)]));
-    for (auto& z : c.w_zp) z = static_cast<std::int32_t>(r.uniform_int(min_of(d.w_type), max_of(d.w_type)));
+    for (auto& z : c.w_zp)
+      z = static_cast<std::int32_t>(r.uniform_int(min_of(d.w_type), max_of(d.w_type)));
     if (r.uniform_int(0, 1)) {
       c.bias.resize(static_cast<std::size_t>(d.out_c));
       for (auto& b : c.bias) b = static_cast<std::int32_t>(r.uniform_int(-20000, 20000));
@@ -223,8 +229,8 @@ std::string describe(const matmul_i8_desc& d) {
                 "matmul batch=%lld M=%lld N=%lld K=%lld A=%s B=%s za=%d b_batched=%d out=%s %s",
                 static_cast<long long>(d.batch), static_cast<long long>(d.m),
                 static_cast<long long>(d.n), static_cast<long long>(d.k),
-                to_string(d.a_type).data(), to_string(d.b_type).data(), d.a_zero_point,
-                d.b_batched, to_string(d.out.type).data(), to_string(d.out.mode));
+                to_string(d.a_type).data(), to_string(d.b_type).data(), d.a_zero_point, d.b_batched,
+                to_string(d.out.type).data(), to_string(d.out.mode));
   return buf;
 }
 
@@ -360,14 +366,6 @@ TEST_CASE("virtual NPU on the shipped profiles is bit-identical to the reference
 
 namespace {
 
-// Registers dummy buffers of the sizes an op's operands have, so that a stream built for them
-// names real handles and can be validated by the device.
-struct fake_operands {
-  std::vector<unsigned char> storage;
-  npu_op op;
-  std::int64_t out_bytes = 0;
-};
-
 // Checks, with arithmetic of its own, what the tiler promises about a stream built for `cfg`:
 //   1. the regions lie inside the SRAM, are aligned, and do not overlap;
 //   2. every descriptor stays inside the regions it names, in the role the region was made for;
@@ -461,8 +459,7 @@ void check_stream(const vnpu::command_stream& s, const vnpu_config& cfg, std::in
         const vnpu::requant_desc& q = c.rq;
         CHECK(fits(q.acc_region, q.rows * q.cols * 4, region_role::acc));
         CHECK(fits(q.params_region, q.cols * 24, region_role::params));
-        CHECK(fits(q.out_region, q.rows * q.cols * out_bytes_of(q.out.type),
-                   region_role::output));
+        CHECK(fits(q.out_region, q.rows * q.cols * out_bytes_of(q.out.type), region_role::output));
         break;
       }
     }
@@ -604,7 +601,9 @@ cycle_estimate conv_estimate(const vnpu_config& cfg, const conv2d_desc& d) {
   return e.value();
 }
 
-double ceil_div_d(std::int64_t a, std::int64_t b) { return static_cast<double>((a + b - 1) / b); }
+double ceil_div_d(std::int64_t a, std::int64_t b) {
+  return static_cast<double>((a + b - 1) / b);
+}
 
 }  // namespace
 
@@ -661,7 +660,7 @@ TEST_CASE("timing: engines overlap, and wait for the regions they read and write
   c.requant_setup_cycles = 2;
   vnpu::command_stream s;
   using vnpu::region_role;
-  s.regions = {{region_role::input, 0, 128},  {region_role::input, 128, 128},
+  s.regions = {{region_role::input, 0, 128},    {region_role::input, 128, 128},
                {region_role::weights, 256, 64}, {region_role::params, 320, 128},
                {region_role::acc, 448, 64},     {region_role::output, 512, 64}};
   vnpu::command rq;
@@ -680,7 +679,7 @@ TEST_CASE("timing: engines overlap, and wait for the regions they read and write
       dma_cmd(vnpu::opcode::load, 0, 90),   // slot 0 again: after the matmul read it, [284, 384)
       rq,                                   // after the matmul wrote acc: [202, 208)
       dma_cmd(vnpu::opcode::store, 5, 16),  // behind the DMA queue: [384, 410)
-      matmul_cmd(1, 2, 3, 4, 4, 4, 10),     // after its load and the requantize read acc: [284, 302)
+      matmul_cmd(1, 2, 3, 4, 4, 4, 10),  // after its load and the requantize read acc: [284, 302)
   };
   std::vector<vnpu::command_time> t;
   const vnpu::timing_report r = vnpu::simulate_timing(s, c, &t);
@@ -730,7 +729,8 @@ TEST_CASE("timing follows the roofline: compute-bound shapes by MACs / array siz
   CHECK(small / big <= 4.05);
   c.mac_rows = c.mac_cols = 16;
   c.dma_bytes_per_cycle = 512;
-  const double faster_dma = static_cast<double>(matmul_estimate(c, 256, 256, 512, dtype::s32).cycles);
+  const double faster_dma =
+      static_cast<double>(matmul_estimate(c, 256, 256, 512, dtype::s32).cycles);
   CHECK(std::abs(faster_dma / small - 1.0) < 0.03);
 
   // A 3x3 convolution (SAME, 32x32x64 -> 64): compute-bound the same way.
@@ -833,6 +833,41 @@ TEST_CASE("timing: what a job is charged is what estimate() predicts, and its cl
   CHECK(e.value().cycles - no_launch.estimate(c.d).value().cycles == 1234);
 }
 
+TEST_CASE(
+    "timing: estimates are memoised per shape and forgotten when the device is reconfigured") {
+  vnpu_config cfg;
+  virtual_npu dev(cfg);
+  npu_op op;
+  op.matmul.m = 96;
+  op.matmul.n = 200;
+  op.matmul.k = 300;
+  op.matmul.out.type = dtype::s32;
+  const cycle_estimate first = dev.estimate(op).value();
+  // Fields the stream does not depend on (zero point, scale) hit the memo; the answer is the one
+  // a fresh device computes.
+  op.matmul.a_zero_point = 7;
+  op.matmul.a_scale = 0.5f;
+  CHECK(dev.estimate(op).value().cycles == first.cycles);
+  CHECK(virtual_npu(cfg).estimate(op).value().cycles == first.cycles);
+  // An invalid desc is refused before the memo is consulted.
+  op.matmul.a_zero_point = 300;  // outside u8
+  CHECK(dev.estimate(op).status().code() == status_code::invalid_argument);
+  op.matmul.a_zero_point = 7;
+  // Another shape is another entry; many shapes evict old ones and still answer correctly.
+  for (std::int64_t n = 1; n <= 40; ++n) {
+    npu_op other = op;
+    other.matmul.n = n;
+    INFO("n=" << n);
+    CHECK(dev.estimate(other).value().cycles == virtual_npu(cfg).estimate(other).value().cycles);
+  }
+  // Reconfigured to a quarter of the DMA bandwidth: the memo is cleared, the estimate grows.
+  cfg.dma_bytes_per_cycle /= 4;
+  REQUIRE(dev.configure(cfg).ok());
+  const cycle_estimate slower = dev.estimate(op).value();
+  CHECK(slower.cycles > first.cycles);
+  CHECK(slower.cycles == virtual_npu(cfg).estimate(op).value().cycles);
+}
+
 // =============================================================================================
 // Faults: each surfaces as its Status, and a failed job never writes the caller's output
 // =============================================================================================
@@ -886,12 +921,12 @@ TEST_CASE("faults: timeout, DMA error and lost device each surface as their Stat
   SUBCASE("a DMA error aborts the job as device_lost; the device itself survives") {
     vnpu_backend npu;
     npu.driver().set_fault(0, {.kind = fault_kind::dma_error, .every_nth = 2});
-    CHECK(job.run(npu).ok());  // submission 1
+    CHECK(job.run(npu).ok());       // submission 1
     const Status s = job.run(npu);  // submission 2
     CHECK(s.code() == status_code::device_lost);
     CHECK(contains(s, "DMA error"));
     CHECK_FALSE(npu.driver().device_lost());
-    CHECK(job.run(npu).ok());  // submission 3
+    CHECK(job.run(npu).ok());                                // submission 3
     CHECK(job.run(npu).code() == status_code::device_lost);  // submission 4
   }
   SUBCASE("a lost device refuses every job until it is reset") {
@@ -960,7 +995,7 @@ TEST_CASE("faults: every Nth job fails, the others are bit-exact; seeded faults 
   CHECK(a == b);
   CHECK(a != c);
   const long failures = std::count(a.begin(), a.end(), 1);
-  CHECK(failures > 8);   // 48 draws at 1/2: 24 expected
+  CHECK(failures > 8);  // 48 draws at 1/2: 24 expected
   CHECK(failures < 40);
 }
 

@@ -23,7 +23,8 @@ namespace {
 std::string source_root() {
   std::string here = __FILE__;
   const std::string tail = "tests/test_npu_driver_doc.cpp";
-  if (here.size() >= tail.size() && here.compare(here.size() - tail.size(), tail.size(), tail) == 0) {
+  if (here.size() >= tail.size() &&
+      here.compare(here.size() - tail.size(), tail.size(), tail) == 0) {
     here.resize(here.size() - tail.size());
   }
   return here;

@@ -66,7 +66,9 @@ struct mm_request {
     x.out = tensor_view(out, d.out.type, {d.m, d.n});
     return x;
   }
-  std::size_t out_bytes() const { return static_cast<std::size_t>(d.m * d.n * (bits_of(d.out.type) / 8)); }
+  std::size_t out_bytes() const {
+    return static_cast<std::size_t>(d.m * d.n * (bits_of(d.out.type) / 8));
+  }
 };
 
 struct conv_request {
@@ -110,7 +112,8 @@ struct conv_request {
 
 }  // namespace
 
-TEST_CASE("with the router, every request completes with the reference's bits while the NPU fails") {
+TEST_CASE(
+    "with the router, every request completes with the reference's bits while the NPU fails") {
   rng r(571);
   rk_router rt;
   npu::virtual_npu& dev = rt.backend<npu::rk3588_vnpu_backend>().driver();
@@ -137,8 +140,8 @@ TEST_CASE("with the router, every request completes with the reference's bits wh
       CHECK(got.guards_intact());
     } else {
       const conv_request q(r);
-      INFO("seed=" << r.seed() << " request " << i << " conv " << q.d.in_h << "x" << q.d.in_w
-                   << "x" << q.d.in_c << " -> " << q.d.out_c);
+      INFO("seed=" << r.seed() << " request " << i << " conv " << q.d.in_h << "x" << q.d.in_w << "x"
+                   << q.d.in_c << " -> " << q.d.out_c);
       guarded<std::uint8_t> want(q.out_bytes()), got(q.out_bytes());
       REQUIRE(reference::conv2d_i8(q.d, q.args(want.data())).ok());
       const Status s = rt.run(q.d, q.args(got.data()), request{}, &report);

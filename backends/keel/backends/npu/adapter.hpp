@@ -71,7 +71,9 @@ class host_bytes {
   std::int64_t size_ = 0;
 };
 
-constexpr std::int64_t bytes_per_element(dtype t) noexcept { return bits_of(t) / 8; }
+constexpr std::int64_t bytes_per_element(dtype t) noexcept {
+  return bits_of(t) / 8;
+}
 
 // A view's 4 dims padded with leading 1s, and its strides likewise (in elements).
 template <bool M>
@@ -202,8 +204,8 @@ class npu_backend {
     detail::staged in, w, params, out;
     KEEL_RETURN_IF_ERROR(stage(a.a, align, "A", in));
     KEEL_RETURN_IF_ERROR(stage(a.b, align, "B", w));
-    KEEL_RETURN_IF_ERROR(stage_params(d.n, d.a_scale, d.out, a.b_scale, a.b_zero_point, a.bias,
-                                      align, params));
+    KEEL_RETURN_IF_ERROR(
+        stage_params(d.n, d.a_scale, d.out, a.b_scale, a.b_zero_point, a.bias, align, params));
     KEEL_RETURN_IF_ERROR(stage_output(a.out, align, out));
 
     // ---- the job; the caller's output is written only after it completed ----------------
@@ -224,8 +226,8 @@ class npu_backend {
     detail::staged in, w, params, out;
     KEEL_RETURN_IF_ERROR(stage(a.input, align, "input", in));
     KEEL_RETURN_IF_ERROR(stage(a.weights, align, "weights", w));
-    KEEL_RETURN_IF_ERROR(stage_params(d.out_c, d.in_scale, d.out, a.w_scale, a.w_zero_point,
-                                      a.bias, align, params));
+    KEEL_RETURN_IF_ERROR(
+        stage_params(d.out_c, d.in_scale, d.out, a.w_scale, a.w_zero_point, a.bias, align, params));
     KEEL_RETURN_IF_ERROR(stage_output(a.out, align, out));
 
     KEEL_RETURN_IF_ERROR(execute(op_of(d), in, w, params, out));
@@ -406,8 +408,8 @@ class npu_backend {
           o.type == dtype::s32
               ? channel_requant{}
               : make_channel_requant(in_scale, detail::pick(w_scale, c, 0.0f), o.scale);
-      const channel_params p = channel_params::from(detail::pick(bias, c, 0),
-                                                    detail::pick(w_zero_point, c, 0), cr);
+      const channel_params p =
+          channel_params::from(detail::pick(bias, c, 0), detail::pick(w_zero_point, c, 0), cr);
       std::memcpy(s.keep.data() + c * static_cast<std::int64_t>(sizeof(channel_params)), &p,
                   sizeof(p));
     }
@@ -418,8 +420,8 @@ class npu_backend {
   template <class Packed>
   Status pack_weights(const const_tensor_view& v, Packed& p) {
     const std::int64_t align = driver_.capabilities().alignment;
-    KEEL_RETURN_IF_ERROR(p.weights.allocate(v.numel() * detail::bytes_per_element(v.type),
-                                            align, "packed weights"));
+    KEEL_RETURN_IF_ERROR(
+        p.weights.allocate(v.numel() * detail::bytes_per_element(v.type), align, "packed weights"));
     detail::gather_dense(v, p.weights.data());
     return Status::Ok();
   }

@@ -106,10 +106,14 @@ static_assert(sizeof(channel_params) == 24, "channel_params is a DMA-able 24-byt
 // What the adapter asks the driver to run: the op's desc and the registered buffers holding its
 // operands, every one dense, in keel's layouts, aligned to npu_capabilities::alignment:
 //
-//   matmul_i8  input   A [batch*M, K] (batches stacked)       weights  B [K, N] or [batch, K, N]
-//              params  channel_params [N]                      output   [batch*M, N] of out.type
-//   conv2d_i8  input   [batch, H, W, C_in] (NHWC)              weights  [C_out, KH, KW, C_in/groups]
-//              params  channel_params [C_out]                  output   [batch, OH, OW, C_out]
+//   matmul_i8  input    A [batch*M, K] (batches stacked)
+//              weights  B [K, N], or [batch, K, N] when b_batched
+//              params   channel_params [N]
+//              output   [batch*M, N] of out.type
+//   conv2d_i8  input    [batch, H, W, C_in] (NHWC)
+//              weights  [C_out, KH, KW, C_in / groups] (OHWI)
+//              params   channel_params [C_out]
+//              output   [batch, OH, OW, C_out] of out.type (NHWC)
 //
 // For estimate() the buffers are kNoBuffer: only the desc is read.
 struct npu_op {
@@ -180,8 +184,9 @@ inline Status check_capabilities(const npu_capabilities& c, const conv2d_desc& d
   KEEL_RETURN_IF_ERROR(detail::check_output(op, c, d.out));
   const bool depthwise = d.groups == d.in_c && d.groups > 1;
   if (depthwise && !c.depthwise_conv) {
-    return Status::make(status_code::unsupported, op, "depthwise convolution (groups = in_c = "
-                        "%lld) is not supported by this NPU", static_cast<long long>(d.groups));
+    return Status::make(status_code::unsupported, op,
+                        "depthwise convolution (groups = in_c = %lld) is not supported by this NPU",
+                        static_cast<long long>(d.groups));
   }
   if (!depthwise && d.groups > 1 && !c.grouped_conv) {
     return Status::make(status_code::unsupported, op,
@@ -189,9 +194,9 @@ inline Status check_capabilities(const npu_capabilities& c, const conv2d_desc& d
                         static_cast<long long>(d.groups));
   }
   if ((d.dilation_h > 1 || d.dilation_w > 1) && !c.dilation) {
-    return Status::make(status_code::unsupported, op, "dilation %lldx%lld is not supported by "
-                        "this NPU", static_cast<long long>(d.dilation_h),
-                        static_cast<long long>(d.dilation_w));
+    return Status::make(status_code::unsupported, op,
+                        "dilation %lldx%lld is not supported by this NPU",
+                        static_cast<long long>(d.dilation_h), static_cast<long long>(d.dilation_w));
   }
   KEEL_RETURN_IF_ERROR(detail::check_dim(op, "batch", d.batch, c.max_dim));
   KEEL_RETURN_IF_ERROR(detail::check_dim(op, "in_h", d.in_h, c.max_dim));
@@ -213,7 +218,8 @@ inline Status check_weight_quant(const npu_capabilities& c, std::string_view op,
       if (s != w_scale[0]) {
         return Status::make(status_code::unsupported, op,
                             "per-channel weight scales (%zu entries) on an NPU with per-tensor "
-                            "requantization tables", w_scale.size());
+                            "requantization tables",
+                            w_scale.size());
       }
     }
   }
@@ -253,22 +259,21 @@ inline Status check_weight_quant(const npu_capabilities& c, std::string_view op,
 //                            reporting device_lost), so that they can be released.
 //   estimate(op)             predicted cycles for the cost model, without running anything.
 template <class D>
-concept npu_driver =
-    std::default_initializable<typename D::command_stream> &&
+concept npu_driver = std::default_initializable<typename D::command_stream> &&
     requires(D& d, const D& cd, const npu_op& op, const void* in, void* out, std::int64_t bytes,
-             buffer_id id, typename D::command_stream& cs,
-             const typename D::command_stream& ccs, job_id job, std::int64_t timeout_us) {
-      { D::caps } -> std::convertible_to<backend_caps>;
-      { cd.capabilities() } -> std::convertible_to<npu_capabilities>;
-      { d.register_input(in, bytes) } -> std::same_as<Result<buffer_id>>;
-      { d.register_output(out, bytes) } -> std::same_as<Result<buffer_id>>;
-      { d.release_buffer(id) } -> std::same_as<Status>;
-      { cd.supports(op) } -> std::same_as<Status>;
-      { cd.build(op, cs) } -> std::same_as<Status>;
-      { d.submit(ccs) } -> std::same_as<Result<job_id>>;
-      { d.wait(job, timeout_us) } -> std::same_as<Status>;
-      { d.cancel(job) } -> std::same_as<Status>;
-      { cd.estimate(op) } -> std::same_as<Result<cycle_estimate>>;
-    };
+             buffer_id id, typename D::command_stream& cs, const typename D::command_stream& ccs,
+             job_id job, std::int64_t timeout_us) {
+  { D::caps } -> std::convertible_to<backend_caps>;
+  { cd.capabilities() } -> std::convertible_to<npu_capabilities>;
+  { d.register_input(in, bytes) } -> std::same_as<Result<buffer_id>>;
+  { d.register_output(out, bytes) } -> std::same_as<Result<buffer_id>>;
+  { d.release_buffer(id) } -> std::same_as<Status>;
+  { cd.supports(op) } -> std::same_as<Status>;
+  { cd.build(op, cs) } -> std::same_as<Status>;
+  { d.submit(ccs) } -> std::same_as<Result<job_id>>;
+  { d.wait(job, timeout_us) } -> std::same_as<Status>;
+  { d.cancel(job) } -> std::same_as<Status>;
+  { cd.estimate(op) } -> std::same_as<Result<cycle_estimate>>;
+};
 
 }  // namespace keel::npu

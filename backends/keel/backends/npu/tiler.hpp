@@ -53,12 +53,16 @@ constexpr std::int64_t sat_add(std::int64_t a, std::int64_t b) noexcept {
   return checked_add(a, b, &r) ? r : std::numeric_limits<std::int64_t>::max();
 }
 
-constexpr std::int64_t element_bytes(dtype t) noexcept { return bits_of(t) / 8; }
+constexpr std::int64_t element_bytes(dtype t) noexcept {
+  return bits_of(t) / 8;
+}
 
 enum operand : int { kInput = 0, kWeights = 1, kParams = 2, kAcc = 3, kOutput = 4 };
 inline constexpr int kOperandCount = 5;
 
-constexpr int slots_of(const vnpu_config& c) noexcept { return c.double_buffer ? 2 : 1; }
+constexpr int slots_of(const vnpu_config& c) noexcept {
+  return c.double_buffer ? 2 : 1;
+}
 
 // SRAM bytes of a tiling whose five operand tiles have the given sizes (saturating).
 inline std::int64_t footprint_of(const std::array<std::int64_t, kOperandCount>& tile_bytes,
@@ -282,9 +286,9 @@ inline double matmul_cost(std::int64_t gemms, std::int64_t m, std::int64_t n, st
   }
   const double stores = tm * tn;
   const double dma_count = a_loads + b_loads + p_loads + stores;
-  const double dma = (a_bytes + b_bytes + p_bytes + M * N * static_cast<double>(ob)) /
-                         c.dma_bytes_per_cycle +
-                     dma_count * static_cast<double>(c.dma_setup_cycles);
+  const double dma =
+      (a_bytes + b_bytes + p_bytes + M * N * static_cast<double>(ob)) / c.dma_bytes_per_cycle +
+      dma_count * static_cast<double>(c.dma_setup_cycles);
   const double rq = M * N / static_cast<double>(c.requant_lanes) +
                     stores * static_cast<double>(c.requant_setup_cycles);
   const double g = static_cast<double>(gemms);
@@ -292,11 +296,13 @@ inline double matmul_cost(std::int64_t gemms, std::int64_t m, std::int64_t n, st
   if (!c.double_buffer) return g * (mac + dma + rq);
   // Prologue and epilogue: the first tile's loads and the last tile's requantization and store
   // overlap nothing.
-  const double tile_m = static_cast<double>(std::min(mt, m)), tile_n = static_cast<double>(std::min(nt, n));
+  const double tile_m = static_cast<double>(std::min(mt, m)),
+               tile_n = static_cast<double>(std::min(nt, n));
   const double tile_k = static_cast<double>(std::min(kt, k));
-  const double edges = (tile_m * tile_k + tile_k * tile_n + tile_m * tile_n * static_cast<double>(ob)) /
-                           c.dma_bytes_per_cycle +
-                       tile_m * tile_n / static_cast<double>(c.requant_lanes);
+  const double edges =
+      (tile_m * tile_k + tile_k * tile_n + tile_m * tile_n * static_cast<double>(ob)) /
+          c.dma_bytes_per_cycle +
+      tile_m * tile_n / static_cast<double>(c.requant_lanes);
   return g * std::max({mac, dma, rq}) + edges;
 }
 }  // namespace detail
@@ -332,21 +338,20 @@ inline Result<matmul_tiling> choose_matmul_tiling(const matmul_i8_desc& d, const
     }
   }
   if (!found) {
-    return Status::make(status_code::unsupported, "matmul_i8",
-                        "no tiling fits the NPU's %lld bytes of SRAM (the smallest tile needs "
-                        "%lld)",
-                        static_cast<long long>(c.sram_bytes),
-                        static_cast<long long>(
-                            footprint_of(detail::matmul_tile_bytes(1, 1, 1, ob), c)));
+    return Status::make(
+        status_code::unsupported, "matmul_i8",
+        "no tiling fits the NPU's %lld bytes of SRAM (the smallest tile needs "
+        "%lld)",
+        static_cast<long long>(c.sram_bytes),
+        static_cast<long long>(footprint_of(detail::matmul_tile_bytes(1, 1, 1, ob), c)));
   }
   return best;
 }
 
-inline Status build_matmul_stream(const npu_op& op, const vnpu_config& c, command_stream& s) {
+// Writes the stream of a valid matmul for a tiling choose_matmul_tiling() returned.
+inline void build_matmul_stream(const npu_op& op, const matmul_tiling& T, const vnpu_config& c,
+                                command_stream& s) {
   const matmul_i8_desc& d = op.matmul;
-  Result<matmul_tiling> t = choose_matmul_tiling(d, c);
-  if (!t.ok()) return t.status();
-  const matmul_tiling& T = t.value();
 
   // ---- setup: the GEMMs (batches stacked into M when B is shared), byte strides ----------
   const std::int64_t gemms = d.b_batched ? d.batch : 1;
@@ -429,7 +434,6 @@ inline Status build_matmul_stream(const npu_op& op, const vnpu_config& c, comman
     }
   }
   sb.finish();
-  return Status::Ok();
 }
 
 // ============================================================================================
@@ -489,15 +493,17 @@ constexpr std::int64_t window_extent(std::int64_t tile, std::int64_t stride, std
 // Input channels a depthwise tile of `tc` output channels can span (an upper bound when the tile
 // does not start on a multiple of the multiplier).
 constexpr std::int64_t depthwise_span(const conv_shape& s, std::int64_t tc) noexcept {
-  const std::int64_t span = tc % s.multiplier == 0 ? tc / s.multiplier : (tc - 1) / s.multiplier + 2;
+  const std::int64_t span =
+      tc % s.multiplier == 0 ? tc / s.multiplier : (tc - 1) / s.multiplier + 2;
   return std::min(span, s.in_c);
 }
 
-constexpr std::int64_t taps_of(const conv_shape& s) noexcept { return s.kh * s.kw; }
+constexpr std::int64_t taps_of(const conv_shape& s) noexcept {
+  return s.kh * s.kw;
+}
 
-inline std::array<std::int64_t, kOperandCount> conv_tile_bytes(const conv_shape& s,
-                                                               std::int64_t th, std::int64_t tw,
-                                                               std::int64_t tc,
+inline std::array<std::int64_t, kOperandCount> conv_tile_bytes(const conv_shape& s, std::int64_t th,
+                                                               std::int64_t tw, std::int64_t tc,
                                                                std::int64_t tci) noexcept {
   const std::int64_t rows = window_extent(th, s.sh, s.kh, s.dh);
   const std::int64_t cols = window_extent(tw, s.sw, s.kw, s.dw);
@@ -567,11 +573,12 @@ inline double conv_cost(const conv_shape& s, std::int64_t th, std::int64_t tw, s
   if (!c.double_buffer) return mac + dma + rq;
   // Prologue and epilogue, as for matmul: the first window and filters, the last output tile.
   const double tile_out = static_cast<double>(th * tw * tc);
-  const double edges = (win * static_cast<double>(s.depthwise ? depthwise_span(s, tc) : tci) +
-                        static_cast<double>(tc * taps_of(s)) * static_cast<double>(s.depthwise ? 1 : tci) +
-                        tile_out * static_cast<double>(s.ob)) /
-                           c.dma_bytes_per_cycle +
-                       tile_out / static_cast<double>(c.requant_lanes);
+  const double edges =
+      (win * static_cast<double>(s.depthwise ? depthwise_span(s, tc) : tci) +
+       static_cast<double>(tc * taps_of(s)) * static_cast<double>(s.depthwise ? 1 : tci) +
+       tile_out * static_cast<double>(s.ob)) /
+          c.dma_bytes_per_cycle +
+      tile_out / static_cast<double>(c.requant_lanes);
   return std::max({mac, dma, rq}) + edges;
 }
 }  // namespace detail
@@ -613,21 +620,20 @@ inline Result<conv_tiling> choose_conv_tiling(const conv2d_desc& d, const vnpu_c
     }
   }
   if (!found) {
-    return Status::make(status_code::unsupported, "conv2d_i8",
-                        "no tiling fits the NPU's %lld bytes of SRAM (one output pixel of one "
-                        "channel needs %lld: the dilated kernel window is too large)",
-                        static_cast<long long>(c.sram_bytes),
-                        static_cast<long long>(
-                            footprint_of(detail::conv_tile_bytes(s, 1, 1, 1, 1), c)));
+    return Status::make(
+        status_code::unsupported, "conv2d_i8",
+        "no tiling fits the NPU's %lld bytes of SRAM (one output pixel of one "
+        "channel needs %lld: the dilated kernel window is too large)",
+        static_cast<long long>(c.sram_bytes),
+        static_cast<long long>(footprint_of(detail::conv_tile_bytes(s, 1, 1, 1, 1), c)));
   }
   return best;
 }
 
-inline Status build_conv_stream(const npu_op& op, const vnpu_config& c, command_stream& str) {
+// Writes the stream of a valid conv2d for a tiling choose_conv_tiling() returned.
+inline void build_conv_stream(const npu_op& op, const conv_tiling& T, const vnpu_config& c,
+                              command_stream& str) {
   const conv2d_desc& d = op.conv;
-  Result<conv_tiling> t = choose_conv_tiling(d, c);
-  if (!t.ok()) return t.status();
-  const conv_tiling& T = t.value();
   const detail::conv_shape s = detail::shape_of(d, conv2d_output_geometry(d).value());
 
   // ---- setup: region sizes from the largest tile of each operand --------------------------
@@ -771,8 +777,7 @@ inline Status build_conv_stream(const npu_op& op, const vnpu_config& c, command_
         for (std::int64_t n = 0; n < s.batch; ++n)
           for (std::int64_t oh0 = 0; oh0 < s.out_h; oh0 += T.th)
             for (std::int64_t ow0 = 0; ow0 < s.out_w; ow0 += T.tw)
-              for (std::int64_t c0 = 0; c0 < reduce; c0 += T.tci)
-                step(n, oh0, ow0, oc0, tc, g, c0);
+              for (std::int64_t c0 = 0; c0 < reduce; c0 += T.tci) step(n, oh0, ow0, oc0, tc, g, c0);
       }
   } else {
     for (std::int64_t n = 0; n < s.batch; ++n)
@@ -781,63 +786,83 @@ inline Status build_conv_stream(const npu_op& op, const vnpu_config& c, command_
           for (std::int64_t g = 0; g < chan_groups; ++g)
             for (std::int64_t j0 = 0; j0 < chan_extent; j0 += T.tc) {
               const std::int64_t oc0 = g * s.og + j0, tc = std::min(T.tc, chan_extent - j0);
-              for (std::int64_t c0 = 0; c0 < reduce; c0 += T.tci)
-                step(n, oh0, ow0, oc0, tc, g, c0);
+              for (std::int64_t c0 = 0; c0 < reduce; c0 += T.tci) step(n, oh0, ow0, oc0, tc, g, c0);
             }
   }
   sb.finish();
-  return Status::Ok();
 }
 
 // ============================================================================================
 // entry points
 // ============================================================================================
 
-// Whether build_stream() would succeed: the desc is valid, within the capabilities, and some
-// tiling fits the SRAM. Cheaper than building (no commands are written).
-inline Status check_op(const npu_op& op, const vnpu_config& c) {
+// An op's tiling, whichever its kind.
+struct op_tiling {
+  op_kind kind = op_kind::matmul_i8;
+  matmul_tiling matmul{};
+  conv_tiling conv{};
+};
+
+// Validates the op's desc against keel's rules and the configuration's capabilities: ok, or the
+// Status that explains why it cannot run here. Cheap: no tiling.
+inline Status check_desc(const npu_op& op, const vnpu_config& c) {
   const npu_capabilities caps = capabilities_of(c);
   switch (op.kind) {
-    case op_kind::matmul_i8: {
+    case op_kind::matmul_i8:
       KEEL_RETURN_IF_ERROR(validate(op.matmul));
-      KEEL_RETURN_IF_ERROR(check_capabilities(caps, op.matmul));
-      if (op.matmul.batch == 0) return Status::Ok();
-      return choose_matmul_tiling(op.matmul, c).status();
-    }
-    case op_kind::conv2d_i8: {
+      return check_capabilities(caps, op.matmul);
+    case op_kind::conv2d_i8:
       KEEL_RETURN_IF_ERROR(validate(op.conv));
-      KEEL_RETURN_IF_ERROR(check_capabilities(caps, op.conv));
-      if (op.conv.batch == 0) return Status::Ok();
-      return choose_conv_tiling(op.conv, c).status();
-    }
+      return check_capabilities(caps, op.conv);
     default:
       return Status::make(status_code::unsupported, to_string(op.kind),
                           "the virtual NPU runs matmul_i8 and conv2d_i8 only");
   }
 }
 
-// Validates the op's desc against keel's rules and the configuration's capabilities, then tiles
-// it. The buffer handles are copied into the descriptors as they are (kNoBuffer for estimates).
-inline Status build_stream(const npu_op& op, const vnpu_config& c, command_stream& s) {
-  const npu_capabilities caps = capabilities_of(c);
-  s = command_stream{};
-  switch (op.kind) {
-    case op_kind::matmul_i8:
-      KEEL_RETURN_IF_ERROR(validate(op.matmul));
-      KEEL_RETURN_IF_ERROR(check_capabilities(caps, op.matmul));
-      s.kind = op_kind::matmul_i8;
-      if (op.matmul.batch == 0) return Status::Ok();  // nothing to do: an empty stream
-      return build_matmul_stream(op, c, s);
-    case op_kind::conv2d_i8:
-      KEEL_RETURN_IF_ERROR(validate(op.conv));
-      KEEL_RETURN_IF_ERROR(check_capabilities(caps, op.conv));
-      s.kind = op_kind::conv2d_i8;
-      if (op.conv.batch == 0) return Status::Ok();
-      return build_conv_stream(op, c, s);
-    default:
-      return Status::make(status_code::unsupported, to_string(op.kind),
-                          "the virtual NPU runs matmul_i8 and conv2d_i8 only");
+// The cheapest tiling of an op that passed check_desc(), or unsupported when none fits the
+// SRAM. An empty op (batch 0) needs none and gets a default one.
+inline Result<op_tiling> choose_tiling(const npu_op& op, const vnpu_config& c) {
+  op_tiling t;
+  t.kind = op.kind;
+  if (op.kind == op_kind::matmul_i8) {
+    if (op.matmul.batch == 0) return t;
+    Result<matmul_tiling> m = choose_matmul_tiling(op.matmul, c);
+    if (!m.ok()) return m.status();
+    t.matmul = m.value();
+  } else {
+    if (op.conv.batch == 0) return t;
+    Result<conv_tiling> v = choose_conv_tiling(op.conv, c);
+    if (!v.ok()) return v.status();
+    t.conv = v.value();
   }
+  return t;
+}
+
+// The command stream of an op: check_desc(), then the tiling (`preset`, when the caller chose it
+// before for the same desc and configuration, else choose_tiling()), then the commands. The
+// buffer handles are copied into the descriptors as they are (kNoBuffer for estimates).
+inline Status build_stream(const npu_op& op, const vnpu_config& c, command_stream& s,
+                           const op_tiling* preset = nullptr) {
+  s = command_stream{};
+  s.kind = op.kind;
+  KEEL_RETURN_IF_ERROR(check_desc(op, c));
+  const std::int64_t batch = op.kind == op_kind::matmul_i8 ? op.matmul.batch : op.conv.batch;
+  if (batch == 0) return Status::Ok();  // nothing to do: an empty stream
+  op_tiling chosen;
+  if (preset == nullptr) {
+    Result<op_tiling> t = choose_tiling(op, c);
+    if (!t.ok()) return t.status();
+    chosen = t.value();
+    preset = &chosen;
+  }
+  KEEL_DASSERT(preset->kind == op.kind, "a tiling for this op kind");
+  if (op.kind == op_kind::matmul_i8) {
+    build_matmul_stream(op, preset->matmul, c, s);
+  } else {
+    build_conv_stream(op, preset->conv, c, s);
+  }
+  return Status::Ok();
 }
 
 }  // namespace keel::npu::vnpu

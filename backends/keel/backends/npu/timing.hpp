@@ -31,7 +31,9 @@
 
 namespace keel::npu::vnpu {
 
-constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) noexcept { return (a + b - 1) / b; }
+constexpr std::int64_t ceil_div(std::int64_t a, std::int64_t b) noexcept {
+  return (a + b - 1) / b;
+}
 
 inline std::int64_t dma_cycles(std::int64_t bytes, const vnpu_config& c) noexcept {
   return c.dma_setup_cycles +
@@ -65,12 +67,12 @@ struct command_time {
 };
 
 struct timing_report {
-  std::int64_t cycles = 0;                 // launch_cycles + the commands' schedule
-  std::int64_t busy[kEngineCount] = {};    // cycles each engine was occupied
-  std::int64_t macs = 0;                   // useful MACs of the op
-  std::int64_t dram_bytes = 0;             // loaded + stored
+  std::int64_t cycles = 0;               // launch_cycles + the commands' schedule
+  std::int64_t busy[kEngineCount] = {};  // cycles each engine was occupied
+  std::int64_t macs = 0;                 // useful MACs of the op
+  std::int64_t dram_bytes = 0;           // loaded + stored
   std::int64_t commands = 0;
-  double seconds = 0;                      // cycles / clock
+  double seconds = 0;  // cycles / clock
 
   std::int64_t busy_of(engine e) const noexcept { return busy[static_cast<int>(e)]; }
 };

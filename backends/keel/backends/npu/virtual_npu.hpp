@@ -15,6 +15,9 @@
 // Faults: vnpu_config::faults, checked at each submission; a faulting job stops part-way, so the
 // registered output buffer may hold a partial result — the adapter's staging buffer, never the
 // caller's output.
+//
+// Thread safety: none, as for a device handle. Even the const calls (supports, build, estimate)
+// update a memo of tilings and estimates; use one instance per thread, or serialise calls.
 #pragma once
 
 #include <algorithm>
@@ -56,7 +59,7 @@ class virtual_npu {
     config_ = c;
     config_status_ = validate(c);
     sram_.assign(config_status_.ok() ? static_cast<std::size_t>((c.sram_bytes + 3) / 4) : 0, 0);
-    for (estimate_entry& e : estimates_) e = estimate_entry{};
+    for (memo_entry& e : memo_) e = memo_entry{};
     reset();
     return config_status_;
   }
@@ -104,12 +107,16 @@ class virtual_npu {
 
   Status supports(const npu_op& op) const {
     KEEL_RETURN_IF_ERROR(config_status_);
-    return vnpu::check_op(op, config_);
+    KEEL_RETURN_IF_ERROR(vnpu::check_desc(op, config_));
+    return plan(op).status();
   }
 
   Status build(const npu_op& op, command_stream& s) const {
     KEEL_RETURN_IF_ERROR(config_status_);
-    return vnpu::build_stream(op, config_, s);
+    KEEL_RETURN_IF_ERROR(vnpu::check_desc(op, config_));
+    Result<memo_entry*> m = plan(op);
+    if (!m.ok()) return m.status();
+    return vnpu::build_stream(op, config_, s, &m.value()->tiling);
   }
 
   Result<job_id> submit(const command_stream& s) {
@@ -135,28 +142,26 @@ class virtual_npu {
     last_timing_ = vnpu::simulate_timing(s, config_);
     j.cycles = last_timing_.cycles;
     switch (hit.kind) {
-      case fault_kind::none:
-        counters_.simulated_macs += s.macs;
-        break;
+      case fault_kind::none: counters_.simulated_macs += s.macs; break;
       case fault_kind::timeout:
         j.hung = true;
         j.hung_at = hit.command;
         ++counters_.faults;
         break;
       case fault_kind::dma_error:
-        j.status = Status::make(status_code::device_lost, "virtual_npu",
-                                "DMA error at command %zu of %zu (injected): job %llu aborted, "
-                                "the device recovered",
-                                hit.command, s.commands.size(),
-                                static_cast<unsigned long long>(j.id));
+        j.status =
+            Status::make(status_code::device_lost, "virtual_npu",
+                         "DMA error at command %zu of %zu (injected): job %llu aborted, "
+                         "the device recovered",
+                         hit.command, s.commands.size(), static_cast<unsigned long long>(j.id));
         ++counters_.faults;
         break;
       case fault_kind::device_lost:
-        j.status = Status::make(status_code::device_lost, "virtual_npu",
-                                "device lost at command %zu of %zu (injected) while running job "
-                                "%llu",
-                                hit.command, s.commands.size(),
-                                static_cast<unsigned long long>(j.id));
+        j.status =
+            Status::make(status_code::device_lost, "virtual_npu",
+                         "device lost at command %zu of %zu (injected) while running job "
+                         "%llu",
+                         hit.command, s.commands.size(), static_cast<unsigned long long>(j.id));
         lost_ = true;
         lost_remaining_ = config_.device_lost_for;
         ++counters_.faults;
@@ -206,27 +211,22 @@ class virtual_npu {
     return Status::Ok();
   }
 
-  // Builds the stream and schedules it. Estimates are memoised by the op's timing-relevant
-  // fields (16 entries, round robin): the router asks for one on every call.
+  // Builds the stream and schedules it. The router asks on every call, so tilings and estimates
+  // are memoised by the op's timing-relevant fields (see plan()).
   Result<cycle_estimate> estimate(const npu_op& op) const {
     KEEL_RETURN_IF_ERROR(config_status_);
-    KEEL_RETURN_IF_ERROR(vnpu_check_desc(op));
-    const estimate_key key = key_of(op);
-    for (const estimate_entry& e : estimates_) {
-      if (e.used && e.key == key) return e.value;
+    KEEL_RETURN_IF_ERROR(vnpu::check_desc(op, config_));
+    Result<memo_entry*> m = plan(op);
+    if (!m.ok()) return m.status();
+    memo_entry& e = *m.value();
+    if (!e.has_estimate) {
+      command_stream s;
+      KEEL_RETURN_IF_ERROR(vnpu::build_stream(op, config_, s, &e.tiling));
+      const vnpu::timing_report t = vnpu::simulate_timing(s, config_);
+      e.estimate = {t.cycles, t.seconds, t.macs, t.dram_bytes, t.commands};
+      e.has_estimate = true;
     }
-    command_stream s;
-    KEEL_RETURN_IF_ERROR(build(op, s));
-    const vnpu::timing_report t = vnpu::simulate_timing(s, config_);
-    cycle_estimate e;
-    e.cycles = t.cycles;
-    e.seconds = t.seconds;
-    e.macs = t.macs;
-    e.dram_bytes = t.dram_bytes;
-    e.commands = t.commands;
-    estimate_entry& slot = estimates_[next_estimate_++ % estimates_.size()];
-    slot = {true, key, e};
-    return e;
+    return e.estimate;
   }
 
   // ---- beyond the concept: for tests, benches and bring-up ------------------------------
@@ -235,11 +235,11 @@ class virtual_npu {
   const vnpu::timing_report& last_timing() const noexcept { return last_timing_; }
 
   struct counters {
-    std::uint64_t submissions = 0;    // accepted by submit()
-    std::uint64_t completed = 0;      // waited for with an ok Status
-    std::uint64_t faults = 0;         // injected
-    std::uint64_t refused = 0;        // submissions refused while the device was lost
-    std::uint64_t simulated_macs = 0; // useful MACs of the jobs that ran to the end
+    std::uint64_t submissions = 0;     // accepted by submit()
+    std::uint64_t completed = 0;       // waited for with an ok Status
+    std::uint64_t faults = 0;          // injected
+    std::uint64_t refused = 0;         // submissions refused while the device was lost
+    std::uint64_t simulated_macs = 0;  // useful MACs of the jobs that ran to the end
   };
   const counters& stats() const noexcept { return counters_; }
 
@@ -271,9 +271,8 @@ class virtual_npu {
           if (c.op == vnpu::opcode::store && !b->writable) {
             return bad_stream(i, "store", "writes to a buffer registered as an input");
           }
-          const std::int64_t sram_end =
-              span_end(d.region_offset, d.planes, d.sram_plane_stride, d.rows, d.sram_row_stride,
-                       d.row_bytes);
+          const std::int64_t sram_end = span_end(d.region_offset, d.planes, d.sram_plane_stride,
+                                                 d.rows, d.sram_row_stride, d.row_bytes);
           const std::int64_t dram_end = span_end(d.dram_offset, d.planes, d.dram_plane_stride,
                                                  d.rows, d.dram_row_stride, d.row_bytes);
           if (sram_end < 0 || !region_ok(d.region, sram_end)) {
@@ -287,8 +286,7 @@ class virtual_npu {
         case vnpu::opcode::matmul_tile: {
           const vnpu::matmul_tile_desc& m = c.mm;
           if (m.m < 1 || m.n < 1 || m.k < 1 || !is_quantized_8bit(m.a_type) ||
-              !is_quantized_8bit(m.b_type) ||
-              !region_ok(m.a_region, vnpu::sat_mul(m.m, m.k)) ||
+              !is_quantized_8bit(m.b_type) || !region_ok(m.a_region, vnpu::sat_mul(m.m, m.k)) ||
               !region_ok(m.b_region, vnpu::sat_mul(m.k, m.n)) ||
               !region_ok(m.params_region, vnpu::sat_mul(m.n, vnpu::kParamBytes)) ||
               !region_ok(m.acc_region, vnpu::sat_mul(vnpu::sat_mul(m.m, m.n), 4))) {
@@ -308,10 +306,10 @@ class virtual_npu {
             return bad_stream(i, "conv_tile", "has a bad size or dtype");
           }
           // The window must hold every tap of every output pixel of the tile.
-          const std::int64_t need_r = vnpu::detail::window_extent(t.out_rows, t.stride_h,
-                                                                  t.kernel_h, t.dilation_h);
-          const std::int64_t need_c = vnpu::detail::window_extent(t.out_cols, t.stride_w,
-                                                                  t.kernel_w, t.dilation_w);
+          const std::int64_t need_r =
+              vnpu::detail::window_extent(t.out_rows, t.stride_h, t.kernel_h, t.dilation_h);
+          const std::int64_t need_c =
+              vnpu::detail::window_extent(t.out_cols, t.stride_w, t.kernel_w, t.dilation_w);
           const std::int64_t chan_last =
               t.depthwise ? (t.first_oc + t.channels - 1) / t.multiplier - t.first_oc / t.multiplier
                           : t.w_chans - 1;
@@ -364,29 +362,50 @@ class virtual_npu {
     std::size_t hung_at = 0;
   };
 
-  // The fields of an op that its command stream depends on (the rest only needs validating).
-  using estimate_key = std::array<std::int64_t, 24>;
-  struct estimate_entry {
+  // The fields of an op that its tiling and command stream depend on (the rest of the desc is
+  // only validated, which check_desc() does on every call).
+  using memo_key = std::array<std::int64_t, 24>;
+  struct memo_entry {
     bool used = false;
-    estimate_key key{};
-    cycle_estimate value{};
+    memo_key key{};
+    vnpu::op_tiling tiling{};
+    bool has_estimate = false;
+    cycle_estimate estimate{};
   };
 
-  static estimate_key key_of(const npu_op& op) noexcept {
-    estimate_key k{};
+  static memo_key key_of(const npu_op& op) noexcept {
+    memo_key k{};
     k[0] = static_cast<std::int64_t>(op.kind);
     if (op.kind == op_kind::matmul_i8) {
       const matmul_i8_desc& d = op.matmul;
-      const std::int64_t v[] = {d.batch, d.m, d.n, d.k, static_cast<std::int64_t>(d.a_type),
-                                static_cast<std::int64_t>(d.b_type), d.b_batched ? 1 : 0,
+      const std::int64_t v[] = {d.batch,
+                                d.m,
+                                d.n,
+                                d.k,
+                                static_cast<std::int64_t>(d.a_type),
+                                static_cast<std::int64_t>(d.b_type),
+                                d.b_batched ? 1 : 0,
                                 static_cast<std::int64_t>(d.out.type)};
       std::copy(std::begin(v), std::end(v), k.begin() + 1);
     } else {
       const conv2d_desc& d = op.conv;
-      const std::int64_t v[] = {d.batch, d.in_h, d.in_w, d.in_c, d.out_c, d.kernel_h, d.kernel_w,
-                                d.stride_h, d.stride_w, d.dilation_h, d.dilation_w,
-                                static_cast<std::int64_t>(d.padding), d.pad_top, d.pad_bottom,
-                                d.pad_left, d.pad_right, d.groups,
+      const std::int64_t v[] = {d.batch,
+                                d.in_h,
+                                d.in_w,
+                                d.in_c,
+                                d.out_c,
+                                d.kernel_h,
+                                d.kernel_w,
+                                d.stride_h,
+                                d.stride_w,
+                                d.dilation_h,
+                                d.dilation_w,
+                                static_cast<std::int64_t>(d.padding),
+                                d.pad_top,
+                                d.pad_bottom,
+                                d.pad_left,
+                                d.pad_right,
+                                d.groups,
                                 static_cast<std::int64_t>(d.in_type),
                                 static_cast<std::int64_t>(d.w_type),
                                 static_cast<std::int64_t>(d.out.type)};
@@ -395,20 +414,19 @@ class virtual_npu {
     return k;
   }
 
-  // validate() and the capabilities: cheap, so checked on every estimate, cached or not.
-  Status vnpu_check_desc(const npu_op& op) const {
-    const npu_capabilities caps_now = capabilities();
-    switch (op.kind) {
-      case op_kind::matmul_i8:
-        KEEL_RETURN_IF_ERROR(validate(op.matmul));
-        return check_capabilities(caps_now, op.matmul);
-      case op_kind::conv2d_i8:
-        KEEL_RETURN_IF_ERROR(validate(op.conv));
-        return check_capabilities(caps_now, op.conv);
-      default:
-        return Status::make(status_code::unsupported, to_string(op.kind),
-                            "the virtual NPU runs matmul_i8 and conv2d_i8 only");
+  // The memo entry of an op that passed check_desc(): found, or tiled now and stored (16
+  // entries, round robin). A tiling that does not fit is not stored: it is cheap to refuse again
+  // only relative to how rarely it is asked.
+  Result<memo_entry*> plan(const npu_op& op) const {
+    const memo_key key = key_of(op);
+    for (memo_entry& e : memo_) {
+      if (e.used && e.key == key) return &e;
     }
+    Result<vnpu::op_tiling> t = vnpu::choose_tiling(op, config_);
+    if (!t.ok()) return t.status();
+    memo_entry& e = memo_[next_memo_++ % memo_.size()];
+    e = memo_entry{true, key, t.value(), false, {}};
+    return &e;
   }
 
   struct fault_hit {
@@ -550,7 +568,8 @@ class virtual_npu {
 
   void read_params(const command_stream& s, std::int32_t r, std::int64_t n) {
     params_.resize(static_cast<std::size_t>(n));
-    std::memcpy(params_.data(), region_ptr(s, r), static_cast<std::size_t>(n) * sizeof(channel_params));
+    std::memcpy(params_.data(), region_ptr(s, r),
+                static_cast<std::size_t>(n) * sizeof(channel_params));
   }
 
   void execute(const command_stream& s, const vnpu::command& c) {
@@ -627,7 +646,8 @@ class virtual_npu {
       const std::int32_t zw = params_[static_cast<std::size_t>(oc)].w_zero_point;
       for (std::int64_t e = 0; e < taps * t.w_chans; ++e) {
         const std::int64_t at = oc * taps * t.w_chans + e;
-        wide_[static_cast<std::size_t>(at)] = static_cast<std::int16_t>(load8(w + at, t.w_type) - zw);
+        wide_[static_cast<std::size_t>(at)] =
+            static_cast<std::int16_t>(load8(w + at, t.w_type) - zw);
       }
     }
     if (t.depthwise) {
@@ -701,7 +721,8 @@ class virtual_npu {
             break;
           }
           case dtype::s8:
-            out[at] = static_cast<unsigned char>(static_cast<std::int8_t>(requantize(v, cr, q.out)));
+            out[at] =
+                static_cast<unsigned char>(static_cast<std::int8_t>(requantize(v, cr, q.out)));
             break;
           case dtype::u8: out[at] = static_cast<unsigned char>(requantize(v, cr, q.out)); break;
           default: KEEL_DASSERT(false, "validated output dtype"); break;
@@ -725,8 +746,8 @@ class virtual_npu {
   std::vector<channel_params> params_;
   std::vector<std::int16_t> wide_, xs_;
   std::vector<std::int64_t> chan_;
-  mutable std::array<estimate_entry, 16> estimates_{};
-  mutable std::size_t next_estimate_ = 0;
+  mutable std::array<memo_entry, 16> memo_{};
+  mutable std::size_t next_memo_ = 0;
 };
 
 static_assert(npu_driver<virtual_npu>, "the virtual NPU must satisfy keel::npu::npu_driver");

@@ -48,8 +48,8 @@ constexpr const char* to_string(fault_kind k) noexcept {
 // replays exactly. The command it strikes at is derived from the same hash.
 struct fault_rule {
   fault_kind kind = fault_kind::none;
-  std::uint64_t every_nth = 0;     // submissions n, 2n, 3n, ... fault; 0: never
-  std::uint32_t per_million = 0;   // each submission faults with this probability; 0: never
+  std::uint64_t every_nth = 0;    // submissions n, 2n, 3n, ... fault; 0: never
+  std::uint32_t per_million = 0;  // each submission faults with this probability; 0: never
   std::uint64_t seed = 0;
 };
 

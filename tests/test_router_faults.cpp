@@ -268,3 +268,35 @@ TEST_CASE("matmul_i4 under faults: the reference's f32 bits, every time") {
   }
   CHECK(r.backend<gpu_sim>().faults() > 0);
 }
+
+TEST_CASE("packed weights: each backend packs a layer once, a fallback packs its own") {
+  testing::rng g(58);
+  R r;
+  mm_problem p(g, 12, 20, 36, dtype::s8);
+  Result<R::weights<matmul_i8_desc>> w = R::pack(p.desc, p.args());
+  REQUIRE(w.ok());
+  CHECK_FALSE(w->packed_by(kGpu));
+  for (int i = 0; i < 5; ++i) {
+    INFO("call " << i);
+    REQUIRE(r.run(p.desc, w.value(), p.args()).ok());
+    CHECK(p.matches());
+  }
+  CHECK(r.backend<gpu_sim>().packs() == 1);  // packed on the first call, reused after
+  CHECK(w->packed_by(kGpu));
+  CHECK_FALSE(w->packed_by(kNpu));
+
+  // The GPU's device goes: the NPU takes over and packs the layer once for itself.
+  r.backend<gpu_sim>().lose_device();
+  for (int i = 0; i < 3; ++i) {
+    route_report rep;
+    REQUIRE(r.run(p.desc, w.value(), p.args(), {}, &rep).ok());
+    CHECK(rep.backend == "npu-sim");
+    CHECK(p.matches());
+  }
+  CHECK(r.backend<npu_sim>().packs() == 1);
+  CHECK(w->packed_by(kNpu));
+  // A layer whose desc no backend could run is refused at pack time.
+  matmul_i8_desc bad = p.desc;
+  bad.k = 0;
+  CHECK(R::pack(bad, p.args()).status().code() == status_code::invalid_argument);
+}

@@ -62,6 +62,7 @@ class faulty_backend {
   }
   std::uint64_t calls() const noexcept { return calls_; }
   std::uint64_t faults() const noexcept { return faults_; }
+  std::uint64_t packs() const noexcept { return packs_; }
   Inner& inner() noexcept { return inner_; }
 
   template <class Desc>
@@ -76,6 +77,7 @@ class faulty_backend {
   }
   template <class Desc, class Args>
   auto pack(const Desc& d, const Args& a) {
+    ++packs_;
     return inner_.pack(d, a);
   }
   template <class Desc, class Packed, class Args>
@@ -116,6 +118,7 @@ class faulty_backend {
   bool lost_ = false;
   std::uint64_t calls_ = 0;
   std::uint64_t faults_ = 0;
+  std::uint64_t packs_ = 0;
 };
 
 }  // namespace keel

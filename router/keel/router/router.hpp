@@ -34,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -230,6 +231,29 @@ concept routable_op =
     (std::is_same_v<Desc, matmul_i4_desc> && std::is_same_v<Args, matmul_i4_args>) ||
     (std::is_same_v<Desc, conv2d_desc> && std::is_same_v<Args, conv2d_args>) ||
     (std::is_same_v<Desc, attention_desc> && std::is_same_v<Args, attention_args>);
+
+// The packed-weights type a backend has for an op (attention has none).
+template <class B, class Desc>
+struct packed_of;
+template <class B>
+struct packed_of<B, matmul_i8_desc> {
+  using type = typename B::packed_matmul_i8;
+  using args = matmul_i8_args;
+};
+template <class B>
+struct packed_of<B, matmul_i4_desc> {
+  using type = typename B::packed_matmul_i4;
+  using args = matmul_i4_args;
+};
+template <class B>
+struct packed_of<B, conv2d_desc> {
+  using type = typename B::packed_conv2d;
+  using args = conv2d_args;
+};
+
+template <class Desc>
+concept packable_op = std::is_same_v<Desc, matmul_i8_desc> ||
+                      std::is_same_v<Desc, matmul_i4_desc> || std::is_same_v<Desc, conv2d_desc>;
 
 }  // namespace routing_detail
 
@@ -486,6 +510,56 @@ class router {
   void clear_trace() noexcept { trace_.clear(); }
   std::uint64_t requests() const noexcept { return requests_; }
 
+  // ---- packed weights ---------------------------------------------------------------------------
+
+  // One layer's weights, packed by each backend the first time the router sends it the layer and
+  // kept for every later call: a model holds one of these per matmul or conv layer. It keeps the
+  // caller's weight views (B or the conv weights, their scales, zero points and bias), which
+  // must stay alive and unchanged while it is used; the packed copies it owns.
+  template <routing_detail::packable_op Desc>
+  class weights {
+   public:
+    using args_type = typename routing_detail::packed_of<backends::reference_backend, Desc>::args;
+    weights() = default;
+    const Desc& desc() const noexcept { return desc_; }
+    // Whether backend i has packed this layer yet.
+    bool packed_by(std::size_t i) const noexcept { return (packed_mask_ >> i) & 1u; }
+
+   private:
+    friend class router;
+    template <class>
+    struct slots;
+    template <class... Bs>
+    struct slots<std::tuple<Bs...>> {
+      using type = std::tuple<std::optional<typename routing_detail::packed_of<Bs, Desc>::type>...>;
+    };
+    Desc desc_{};
+    args_type args_{};
+    typename slots<backend_tuple>::type packed_{};
+    std::uint8_t packed_mask_ = 0;
+  };
+
+  // Takes a layer's weights for packed routing; nothing is packed yet. Fails on a desc that no
+  // backend could run (validate()).
+  template <routing_detail::packable_op Desc>
+  static Result<weights<Desc>> pack(const Desc& d, const typename weights<Desc>::args_type& a) {
+    KEEL_RETURN_IF_ERROR(validate(d));
+    weights<Desc> w;
+    w.desc_ = d;
+    w.args_ = a;
+    return w;
+  }
+
+  // run() with packed weights: the weight fields of `a` are ignored; each backend runs from its
+  // own packed copy, packing it first on its first call. A pack that fails counts as that
+  // attempt's result (unsupported: the next candidate; a backend fault: its breaker opens).
+  template <routing_detail::packable_op Desc>
+  Status run(const Desc& d, weights<Desc>& w, const typename weights<Desc>::args_type& a,
+             const request& req = {}, route_report* report = nullptr) {
+    return route(d, a, req, report,
+                 [&](std::size_t i) { return dispatch_packed<0>(i, d, w, a); });
+  }
+
   // ---- routing ----------------------------------------------------------------------------------
 
   // What run() would try for this call, without running anything or touching health state.
@@ -499,6 +573,14 @@ class router {
     requires routing_detail::routable_op<Desc, Args>
   Status run(const Desc& d, const Args& a, const request& req = {},
              route_report* report = nullptr) {
+    return route(d, a, req, report, [&](std::size_t i) { return dispatch<0>(i, d, a); });
+  }
+
+ private:
+  // Decides, then attempts: `run_on(i)` runs the op on backend i and returns its Status.
+  template <class Desc, class Args, class RunOn>
+  Status route(const Desc& d, const Args& a, const request& req, route_report* report,
+               RunOn&& run_on) {
     const op_work w = work_of(d);
     const route_plan p = decide(d, a, req, w);
     ++requests_;
@@ -514,10 +596,9 @@ class router {
       report->over_budget = p.over_budget;
     }
     if (p.count == 0) return no_candidate<Desc>(req);
-    return attempt(d, a, w, p, report);
+    return attempt(w, p, report, run_on);
   }
 
- private:
   template <class Desc>
   static Status no_candidate(const request& req) {
     return Status::make(status_code::unsupported, to_string(Desc::kind),
@@ -529,9 +610,8 @@ class router {
   // Runs the plan's candidates in order until one serves the call, the request is found wrong,
   // or none is left; every attempt updates health and the trace. Every return is `s`, so the
   // Status (200 bytes of message) is built once, in place.
-  template <class Desc, class Args>
-  Status attempt(const Desc& d, const Args& a, const op_work& w, const route_plan& p,
-                 route_report* report) {
+  template <class RunOn>
+  Status attempt(const op_work& w, const route_plan& p, route_report* report, RunOn& run_on) {
     constexpr bool kTraced = decltype(trace_)::enabled;
     const bool timed = kTraced || report != nullptr;
     trace_reason reason = trace_reason::lowest_cost;
@@ -542,7 +622,7 @@ class router {
 
       // ---- run it ----
       const std::uint64_t t0 = timed ? trace_clock::now() : 0;
-      Status s = dispatch<0>(i, d, a);
+      Status s = run_on(i);
       const float measured = timed ? trace_clock::elapsed_us(t0, trace_clock::now()) : 0.0f;
 
       // ---- classify and update health ----
@@ -639,6 +719,23 @@ class router {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (void)((i == I ? (f.template operator()<I>(), true) : false) || ...);
     }(std::make_index_sequence<backend_count>{});
+  }
+
+  // Backend i runs the op from its packed copy of w, packing it first if it has none.
+  template <std::size_t I, class Desc, class Args>
+  Status dispatch_packed(std::size_t i, const Desc& d, weights<Desc>& w, const Args& a) {
+    if constexpr (I + 1 < backend_count) {
+      if (i != I) return dispatch_packed<I + 1>(i, d, w, a);
+    }
+    KEEL_DASSERT(i == I, "a plan holds backend indices only");
+    auto& slot = std::get<I>(w.packed_);
+    if (!slot) {
+      auto packed = std::get<I>(backends_).pack(w.desc_, w.args_);
+      if (!packed.ok()) return packed.status();
+      slot.emplace(std::move(packed).value());
+      w.packed_mask_ |= static_cast<std::uint8_t>(1u << I);
+    }
+    return std::get<I>(backends_).run(d, *slot, a);
   }
 
   // Backend i runs the op; the Status comes back by guaranteed copy elision.

@@ -75,6 +75,14 @@ constexpr std::int64_t bytes_per_element(dtype t) noexcept {
   return bits_of(t) / 8;
 }
 
+// Bytes of a dense copy of a (validated) view; -1 when that overflows (host_bytes then refuses).
+template <bool M>
+std::int64_t dense_bytes(const basic_tensor_view<M>& v) noexcept {
+  std::int64_t bytes = 0;
+  const std::int64_t n = v.numel();
+  return n >= 0 && checked_mul(n, bytes_per_element(v.type), &bytes) ? bytes : -1;
+}
+
 // A view's 4 dims padded with leading 1s, and its strides likewise (in elements).
 template <bool M>
 void dims4(const basic_tensor_view<M>& v, std::int64_t (&dim)[4], std::int64_t (&stride)[4]) {
@@ -376,7 +384,7 @@ class npu_backend {
   // A validated view, in place when dense and aligned, otherwise gathered into staging.
   static Status stage(const const_tensor_view& v, std::int64_t align, const char* what,
                       detail::staged& s) {
-    s.bytes = v.numel() * detail::bytes_per_element(v.type);
+    s.bytes = detail::dense_bytes(v);
     const auto addr = reinterpret_cast<std::uintptr_t>(v.data);
     if (detail::is_dense(v) && addr % static_cast<std::uintptr_t>(align) == 0) {
       s.data = static_cast<const unsigned char*>(v.data);
@@ -389,7 +397,7 @@ class npu_backend {
   }
 
   static Status stage_output(const tensor_view& v, std::int64_t align, detail::staged& s) {
-    s.bytes = v.numel() * detail::bytes_per_element(v.type);
+    s.bytes = detail::dense_bytes(v);
     KEEL_RETURN_IF_ERROR(s.keep.allocate(s.bytes, align, "the output"));
     s.data = s.keep.data();
     return Status::Ok();
@@ -420,8 +428,7 @@ class npu_backend {
   template <class Packed>
   Status pack_weights(const const_tensor_view& v, Packed& p) {
     const std::int64_t align = driver_.capabilities().alignment;
-    KEEL_RETURN_IF_ERROR(
-        p.weights.allocate(v.numel() * detail::bytes_per_element(v.type), align, "packed weights"));
+    KEEL_RETURN_IF_ERROR(p.weights.allocate(detail::dense_bytes(v), align, "packed weights"));
     detail::gather_dense(v, p.weights.data());
     return Status::Ok();
   }

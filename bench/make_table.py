@@ -18,7 +18,6 @@ With --update-doc, the text between the markers `<!-- results:begin -->` and
 import argparse
 import json
 import re
-import statistics
 import sys
 
 GB_SUFFIXES = re.compile(r"(/(real_time|process_time|manual_time|min_time:[^/]*|"

@@ -933,6 +933,15 @@ TEST_CASE("cpu attention and matmul_i4: the split reference equals the reference
         CHECK(std::memcmp(out.data(), ref.data(), ref.size() * 4) == 0);
         CHECK(out.guards_intact());
       }
+      // A NaN scale in the last column: the whole call is rejected before any piece writes.
+      s.back() = std::numeric_limits<float>::quiet_NaN();
+      for (int threads : kThreadSettings) {
+        testing::guarded<float> out(ref.size());
+        a.out = view(out.data(), {d.m, d.n});
+        const Status st = cpu_backend(cpu_options{threads, -1}).run(d, a);
+        CHECK(st.code() == status_code::invalid_argument);
+        CHECK(out.untouched());
+      }
     }
   }
 }

@@ -198,9 +198,10 @@ class cpu_backend {
     return run(d, full);
   }
   Status run(const matmul_i4_desc& d, const matmul_i4_args& a) {
-    // Whole-call validation first: a piece that failed after another wrote would break "bad
-    // input writes nothing". (The reference re-validates each piece; that is cheap.)
-    KEEL_RETURN_IF_ERROR(validate(d, a));
+    // Whole-call validation first, including the reference's checks of values (finite scales,
+    // u4 zero points, finite activations for dynamic_s8): a piece that failed after another had
+    // written would break "bad input writes nothing". Each piece re-validates its part (cheap).
+    KEEL_RETURN_IF_ERROR(reference::validate_matmul_i4_call(d, a));
     const int threads = cpu_detail::thread_count(options_.max_threads);
     const std::int64_t pieces = cpu_detail::piece_count(d.n, 64, threads);
     if (pieces <= 1 || d.batch == 0) return reference::matmul_i4(d, a);

@@ -51,8 +51,12 @@ struct problem {
   std::int64_t out_elems() const { return d.batch * d.m * d.n; }
 };
 
-std::int32_t lo_of(dtype t) { return min_of(t); }
-std::int32_t hi_of(dtype t) { return max_of(t); }
+std::int32_t lo_of(dtype t) {
+  return min_of(t);
+}
+std::int32_t hi_of(dtype t) {
+  return max_of(t);
+}
 
 // Random operands over the full range of each dtype (never all zeros: testing::rng guarantees
 // it), per-column or per-tensor parameters chosen at random.
@@ -89,8 +93,10 @@ problem random_problem(testing::rng& r, std::int64_t batch, std::int64_t m, std:
     p.d.out.scale = r.uniform_float(0.05f, 2.0f);
     p.d.out.zero_point = static_cast<std::int32_t>(r.uniform_int(lo_of(out_type), hi_of(out_type)));
     if (r.uniform_int(0, 2) == 0) {  // a fused activation range now and then
-      p.d.out.clamp_min = static_cast<std::int32_t>(r.uniform_int(lo_of(out_type), p.d.out.zero_point));
-      p.d.out.clamp_max = static_cast<std::int32_t>(r.uniform_int(p.d.out.zero_point, hi_of(out_type)));
+      p.d.out.clamp_min =
+          static_cast<std::int32_t>(r.uniform_int(lo_of(out_type), p.d.out.zero_point));
+      p.d.out.clamp_max =
+          static_cast<std::int32_t>(r.uniform_int(p.d.out.zero_point, hi_of(out_type)));
     }
   }
   return p;
@@ -122,7 +128,9 @@ struct bound_args {
   }
 };
 
-std::size_t out_bytes(dtype t) { return t == dtype::s8 || t == dtype::u8 ? 1 : 4; }
+std::size_t out_bytes(dtype t) {
+  return t == dtype::s8 || t == dtype::u8 ? 1 : 4;
+}
 
 tensor_view out_view(void* data, const matmul_i8_desc& d) {
   if (d.batch == 1) return tensor_view(data, d.out.type, {d.m, d.n});
@@ -132,7 +140,8 @@ tensor_view out_view(void* data, const matmul_i8_desc& d) {
 // The reference's output bytes for a problem.
 std::vector<std::uint8_t> reference_bytes(const problem& p) {
   bound_args ba(p, 0, 0);
-  std::vector<std::uint8_t> out(static_cast<std::size_t>(p.out_elems()) * out_bytes(p.d.out.type) + 4);
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(p.out_elems()) * out_bytes(p.d.out.type) +
+                                4);
   // 4-byte alignment for s32/f32: a vector<uint32_t> would do; a fresh vector's data is aligned.
   ba.args.out = out_view(out.data(), p.d);
   const Status s = reference::matmul_i8(p.d, ba.args);
@@ -143,8 +152,8 @@ std::vector<std::uint8_t> reference_bytes(const problem& p) {
 
 std::string shape_text(const matmul_i8_desc& d) {
   return "batch=" + std::to_string(d.batch) + " M=" + std::to_string(d.m) +
-         " N=" + std::to_string(d.n) + " K=" + std::to_string(d.k) + " A=" +
-         std::string(to_string(d.a_type)) + " B=" + std::string(to_string(d.b_type)) +
+         " N=" + std::to_string(d.n) + " K=" + std::to_string(d.k) +
+         " A=" + std::string(to_string(d.a_type)) + " B=" + std::string(to_string(d.b_type)) +
          " out=" + std::string(to_string(d.out.type)) +
          (d.out.type == dtype::s8 || d.out.type == dtype::u8
               ? std::string(" ") + to_string(d.out.mode)
@@ -267,7 +276,8 @@ TEST_CASE("cpu matmul_i8: the registry names follow the grammar and this CPU's k
     CHECK(gk::make_name(k.v).view() == k.name.view());
     CHECK(gk::find_kernel(k.name.view()) == i);
     if (!gk::available(k.v)) {
-      MESSAGE("skipping " << std::string(k.name.view()) << ": this CPU lacks " << std::string(to_string(k.v.target)));
+      MESSAGE("skipping " << std::string(k.name.view()) << ": this CPU lacks "
+                          << std::string(to_string(k.v.target)));
     }
   }
   CHECK(gk::find_kernel("gemm_u8s8_s32_p8k4_4x8_scalar_i32") >= 0);
@@ -301,8 +311,8 @@ TEST_CASE("cpu matmul_i8: M and N remainders of every tile") {
   const std::int64_t ns[] = {1, 7, 8, 9, 16, 23, 24, 25, 47, 129};
   for (std::int64_t m : ms) {
     for (std::int64_t n : ns) {
-      problem p = random_problem(r, 1, m, n, r.uniform_int(1, 70), dtype::u8, dtype::s8,
-                                 dtype::s32);
+      problem p =
+          random_problem(r, 1, m, n, r.uniform_int(1, 70), dtype::u8, dtype::s8, dtype::s32);
       if (r.uniform_int(0, 1)) restrict_b_for_ubs(p);
       INFO(shape_text(p.d));
       check_all_kernels(p);
@@ -320,7 +330,8 @@ TEST_CASE("cpu matmul_i8: every output mode, with bias, clamps and zero points")
         for (int rep = 0; rep < 3; ++rep) {
           problem p = random_problem(r, 1, r.uniform_int(1, 20), r.uniform_int(1, 40),
                                      r.uniform_int(1, 300), at, bt, ot);
-          if (ot == dtype::s8 || ot == dtype::u8) p.d.out.mode = rep == 0 ? requant_mode::fixed_point : requant_mode::float_scale;
+          if (ot == dtype::s8 || ot == dtype::u8)
+            p.d.out.mode = rep == 0 ? requant_mode::fixed_point : requant_mode::float_scale;
           if (rep == 2 && !p.b_scale.empty()) p.b_scale[0] = 0.0f;  // an all-zero channel scale
           INFO(shape_text(p.d) << " rep " << rep);
           check_all_kernels(p);
@@ -335,9 +346,8 @@ TEST_CASE("cpu matmul_i8: batched A and B") {
   INFO("seed " << r.seed());
   for (bool b_batched : {false, true}) {
     for (dtype ot : {dtype::s32, dtype::u8}) {
-      problem p = random_problem(r, r.uniform_int(2, 5), r.uniform_int(1, 9),
-                                 r.uniform_int(1, 30), r.uniform_int(1, 100), dtype::s8,
-                                 dtype::u8, ot, b_batched);
+      problem p = random_problem(r, r.uniform_int(2, 5), r.uniform_int(1, 9), r.uniform_int(1, 30),
+                                 r.uniform_int(1, 100), dtype::s8, dtype::u8, ot, b_batched);
       INFO(shape_text(p.d));
       check_all_kernels(p);
     }
@@ -438,7 +448,8 @@ TEST_CASE("cpu matmul_i8: full-range extremes, by hand, up to the documented K l
     for (int i = 0; i < gk::kRegistrySize; ++i) {
       if (!gk::available(gk::kRegistry[i].v)) continue;
       for (int threads : kThreadSettings) {
-        INFO("kernel " << std::string(gk::kRegistry[i].name.view()) << " K=" << k << " threads " << threads);
+        INFO("kernel " << std::string(gk::kRegistry[i].name.view()) << " K=" << k << " threads "
+                       << threads);
         testing::guarded<std::int32_t> out(static_cast<std::size_t>(d.m * d.n));
         args.out = view(out.data(), {d.m, d.n});
         const Status s = cpu_backend(cpu_options{threads, i}).run(d, args);
@@ -490,7 +501,8 @@ TEST_CASE("cpu matmul_i8: full-range extremes, by hand, up to the documented K l
     REQUIRE(expected >= INT32_MIN);
     REQUIRE(expected <= INT32_MAX);
     for (int threads : kThreadSettings) {
-      INFO("A=" << std::string(to_string(c.at)) << " B=" << std::string(to_string(c.bt)) << " threads " << threads);
+      INFO("A=" << std::string(to_string(c.at)) << " B=" << std::string(to_string(c.bt))
+                << " threads " << threads);
       testing::guarded<std::int32_t> out(static_cast<std::size_t>(d.m * d.n));
       args.out = view(out.data(), {d.m, d.n});
       const Status s = cpu_backend(cpu_options{threads, -1}).run(d, args);
@@ -724,8 +736,8 @@ TEST_CASE("cpu matmul_i8: the Highway kernels on every Highway target of this CP
   INFO("seed " << r.seed());
   std::vector<problem> problems;
   for (std::int64_t k : {1, 3, 17, 64, 131, 509}) {
-    problems.push_back(random_problem(r, 1, r.uniform_int(1, 9), r.uniform_int(1, 30), k,
-                                      dtype::s8, dtype::u8, dtype::s32));
+    problems.push_back(random_problem(r, 1, r.uniform_int(1, 9), r.uniform_int(1, 30), k, dtype::s8,
+                                      dtype::u8, dtype::s32));
   }
   std::vector<std::vector<std::uint8_t>> expected;
   for (const problem& p : problems) expected.push_back(reference_bytes(p));
@@ -736,9 +748,11 @@ TEST_CASE("cpu matmul_i8: the Highway kernels on every Highway target of this CP
       if (gk::kRegistry[i].v.target != gk::isa::hwy) continue;
       for (std::size_t j = 0; j < problems.size(); ++j) {
         INFO("Highway target " << std::string(hwy::TargetName(target)) << ", kernel "
-                               << std::string(gk::kRegistry[i].name.view()) << ", " << shape_text(problems[j].d));
+                               << std::string(gk::kRegistry[i].name.view()) << ", "
+                               << shape_text(problems[j].d));
         const Status s = run_and_compare(problems[j], expected[j], i, 1);
-        if (expect_runs(gk::kRegistry[i], problems[j])) CHECK_MESSAGE(s.ok(), std::string(s.message()));
+        if (expect_runs(gk::kRegistry[i], problems[j]))
+          CHECK_MESSAGE(s.ok(), std::string(s.message()));
       }
     }
   }
@@ -760,7 +774,8 @@ TEST_CASE("cpu conv2d: a 1x1 conv through the GEMM kernels equals the reference 
     d.out_c = r.uniform_int(1, 30);
     d.in_type = rep % 2 ? dtype::s8 : dtype::u8;
     d.w_type = rep % 2 ? dtype::s8 : dtype::u8;
-    d.in_zero_point = static_cast<std::int32_t>(r.uniform_int(min_of(d.in_type), max_of(d.in_type)));
+    d.in_zero_point =
+        static_cast<std::int32_t>(r.uniform_int(min_of(d.in_type), max_of(d.in_type)));
     d.in_scale = 0.02f;
     d.out.type = rep < 2 ? dtype::s32 : dtype::u8;
     d.out.scale = 0.7f;
@@ -784,7 +799,8 @@ TEST_CASE("cpu conv2d: a 1x1 conv through the GEMM kernels equals the reference 
     a.out = tensor_view(ref_store.data(), d.out.type, {d.batch, d.in_h, d.in_w, d.out_c});
     const Status rs = reference::conv2d_i8(d, a);
     if (rs.code() == status_code::unsupported) {
-      MESSAGE("skipping: the reference conv2d is not written yet (" << std::string(rs.message()) << ")");
+      MESSAGE("skipping: the reference conv2d is not written yet (" << std::string(rs.message())
+                                                                    << ")");
       return;
     }
     REQUIRE_MESSAGE(rs.ok(), std::string(rs.message()));

@@ -62,8 +62,7 @@ inline bool conv_is_gemm(const conv2d_desc& d) {
     return false;
   }
   const Result<conv2d_geometry> g = conv2d_output_geometry(d);
-  return g.ok() && g->pad_top == 0 && g->pad_bottom == 0 && g->pad_left == 0 &&
-         g->pad_right == 0;
+  return g.ok() && g->pad_top == 0 && g->pad_bottom == 0 && g->pad_left == 0 && g->pad_right == 0;
 }
 
 inline matmul_i8_desc conv_gemm_desc(const conv2d_desc& d, std::int64_t batch, std::int64_t m) {
@@ -127,7 +126,8 @@ Status parallel_calls(std::int64_t count, int max_threads, std::string_view op, 
 
 // How many pieces to cut `total` units into: about 4 per thread, none smaller than `min_piece`.
 inline std::int64_t piece_count(std::int64_t total, std::int64_t min_piece, int threads) {
-  const std::int64_t by_size = std::max<std::int64_t>(1, total / std::max<std::int64_t>(1, min_piece));
+  const std::int64_t by_size =
+      std::max<std::int64_t>(1, total / std::max<std::int64_t>(1, min_piece));
   return std::clamp<std::int64_t>(4 * threads, 1, std::min(total, by_size));
 }
 
@@ -139,10 +139,10 @@ class cpu_backend {
       .name = "cpu",
       .kind = backend_kind::cpu,
       .bit_exact = true,
-      .ops = op_bit(op_kind::matmul_i8) | op_bit(op_kind::matmul_i4) |
-             op_bit(op_kind::conv2d_i8) | op_bit(op_kind::attention),
-      .weight_types = dtype_bit(dtype::s8) | dtype_bit(dtype::u8) | dtype_bit(dtype::s4) |
-                      dtype_bit(dtype::u4),
+      .ops = op_bit(op_kind::matmul_i8) | op_bit(op_kind::matmul_i4) | op_bit(op_kind::conv2d_i8) |
+             op_bit(op_kind::attention),
+      .weight_types =
+          dtype_bit(dtype::s8) | dtype_bit(dtype::u8) | dtype_bit(dtype::s4) | dtype_bit(dtype::u4),
   };
 
   using packed_matmul_i8 = cpu_packed_matmul_i8;
@@ -207,25 +207,28 @@ class cpu_backend {
     if (pieces <= 1 || d.batch == 0) return reference::matmul_i4(d, a);
     const int ro = a.out.rank - 1;  // the N dim of out
     const std::int64_t cols = (d.n + pieces - 1) / pieces;
-    return cpu_detail::parallel_calls(pieces, options_.max_threads, "matmul_i4", [&](std::int64_t t) {
-      const std::int64_t n0 = t * cols;
-      const std::int64_t nc = std::min(cols, d.n - n0);
-      if (nc <= 0) return Status::Ok();
-      matmul_i4_desc sd = d;
-      sd.n = nc;
-      matmul_i4_args sa = a;
-      sa.b = cpu_detail::narrow(a.b, 0, n0, nc);
-      sa.scale = cpu_detail::narrow(a.scale, 0, n0, nc);
-      if (a.zero_point.data != nullptr || a.zero_point.rank != 0) {
-        sa.zero_point = cpu_detail::narrow(a.zero_point, 0, n0, nc);
-      }
-      if (!a.bias.empty()) sa.bias = a.bias.subspan(static_cast<std::size_t>(n0), static_cast<std::size_t>(nc));
-      sa.out = cpu_detail::narrow(a.out, ro, n0, nc);
-      return reference::matmul_i4(sd, sa);
-    });
+    return cpu_detail::parallel_calls(
+        pieces, options_.max_threads, "matmul_i4", [&](std::int64_t t) {
+          const std::int64_t n0 = t * cols;
+          const std::int64_t nc = std::min(cols, d.n - n0);
+          if (nc <= 0) return Status::Ok();
+          matmul_i4_desc sd = d;
+          sd.n = nc;
+          matmul_i4_args sa = a;
+          sa.b = cpu_detail::narrow(a.b, 0, n0, nc);
+          sa.scale = cpu_detail::narrow(a.scale, 0, n0, nc);
+          if (a.zero_point.data != nullptr || a.zero_point.rank != 0) {
+            sa.zero_point = cpu_detail::narrow(a.zero_point, 0, n0, nc);
+          }
+          if (!a.bias.empty())
+            sa.bias = a.bias.subspan(static_cast<std::size_t>(n0), static_cast<std::size_t>(nc));
+          sa.out = cpu_detail::narrow(a.out, ro, n0, nc);
+          return reference::matmul_i4(sd, sa);
+        });
   }
 
-  // ---- conv2d_i8 ----------------------------------------------------------------------------------
+  // ---- conv2d_i8
+  // ----------------------------------------------------------------------------------
 
   Result<packed_conv2d> pack(const conv2d_desc& d, const conv2d_args& a) {
     constexpr std::string_view op = "conv2d_i8";
@@ -240,8 +243,8 @@ class cpu_backend {
       return p;
     }
     // The weights are packed now, so they are validated now (with conv2d's names).
-    KEEL_RETURN_IF_ERROR(detail::require_view(op, "weights", a.weights, d.w_type,
-                                              {d.out_c, 1, 1, d.in_c}));
+    KEEL_RETURN_IF_ERROR(
+        detail::require_view(op, "weights", a.weights, d.w_type, {d.out_c, 1, 1, d.in_c}));
     KEEL_RETURN_IF_ERROR(detail::validate_channel_params(op, d.out_c, d.w_type, d.out, a.w_scale,
                                                          a.w_zero_point, a.bias));
     matmul_i8_args ma;
@@ -284,7 +287,8 @@ class cpu_backend {
     return run_conv_gemm(d, p->gemm, a);
   }
 
-  // ---- attention: the reference kernel over batch x query heads -----------------------------------
+  // ---- attention: the reference kernel over batch x query heads
+  // -----------------------------------
 
   Status run(const attention_desc& d, const attention_args& a) {
     KEEL_RETURN_IF_ERROR(validate(d, a));
@@ -293,44 +297,46 @@ class cpu_backend {
       return reference::attention(d, a);
     }
     const std::int64_t group = d.q_heads / d.kv_heads;
-    return cpu_detail::parallel_calls(pieces, options_.max_threads, "attention", [&](std::int64_t t) {
-      const std::int64_t b = t / d.q_heads;
-      const std::int64_t h = t % d.q_heads;
-      const std::int64_t hk = h / group;
-      attention_desc sd = d;
-      sd.batch = 1;
-      sd.q_heads = 1;
-      sd.kv_heads = 1;
-      sd.causal_offset = d.resolved_causal_offset();  // q_len and kv_len are unchanged anyway
-      attention_args sa = a;
-      sa.q = cpu_detail::narrow(cpu_detail::narrow(a.q, 0, b, 1), 1, h, 1);
-      sa.k = cpu_detail::narrow(cpu_detail::narrow(a.k, 0, b, 1), 1, hk, 1);
-      sa.v = cpu_detail::narrow(cpu_detail::narrow(a.v, 0, b, 1), 1, hk, 1);
-      sa.out = cpu_detail::narrow(cpu_detail::narrow(a.out, 0, b, 1), 1, h, 1);
-      if (d.mask == mask_kind::additive) {
-        const_tensor_view m = a.mask;
-        if (m.dim(0) != 1) m = cpu_detail::narrow(m, 0, b, 1);
-        if (m.dim(1) != 1) m = cpu_detail::narrow(m, 1, h, 1);
-        sa.mask = m;
-      }
-      const auto scales = [&](std::span<const float> s, scale_granularity g, std::int64_t heads,
-                              std::int64_t head, std::int64_t len) {
-        switch (g) {
-          case scale_granularity::per_tensor: return s;
-          case scale_granularity::per_head: return s.subspan(static_cast<std::size_t>(head), 1);
-          case scale_granularity::per_token:
-            return s.subspan(static_cast<std::size_t>((b * heads + head) * len),
-                             static_cast<std::size_t>(len));
-        }
-        return s;
-      };
-      if (d.q_type == dtype::s8) sa.q_scale = scales(a.q_scale, d.q_scale, d.q_heads, h, d.q_len);
-      if (d.kv_type == dtype::s8) {
-        sa.k_scale = scales(a.k_scale, d.kv_scale, d.kv_heads, hk, d.kv_len);
-        sa.v_scale = scales(a.v_scale, d.kv_scale, d.kv_heads, hk, d.kv_len);
-      }
-      return reference::attention(sd, sa);
-    });
+    return cpu_detail::parallel_calls(
+        pieces, options_.max_threads, "attention", [&](std::int64_t t) {
+          const std::int64_t b = t / d.q_heads;
+          const std::int64_t h = t % d.q_heads;
+          const std::int64_t hk = h / group;
+          attention_desc sd = d;
+          sd.batch = 1;
+          sd.q_heads = 1;
+          sd.kv_heads = 1;
+          sd.causal_offset = d.resolved_causal_offset();  // q_len and kv_len are unchanged anyway
+          attention_args sa = a;
+          sa.q = cpu_detail::narrow(cpu_detail::narrow(a.q, 0, b, 1), 1, h, 1);
+          sa.k = cpu_detail::narrow(cpu_detail::narrow(a.k, 0, b, 1), 1, hk, 1);
+          sa.v = cpu_detail::narrow(cpu_detail::narrow(a.v, 0, b, 1), 1, hk, 1);
+          sa.out = cpu_detail::narrow(cpu_detail::narrow(a.out, 0, b, 1), 1, h, 1);
+          if (d.mask == mask_kind::additive) {
+            const_tensor_view m = a.mask;
+            if (m.dim(0) != 1) m = cpu_detail::narrow(m, 0, b, 1);
+            if (m.dim(1) != 1) m = cpu_detail::narrow(m, 1, h, 1);
+            sa.mask = m;
+          }
+          const auto scales = [&](std::span<const float> s, scale_granularity g, std::int64_t heads,
+                                  std::int64_t head, std::int64_t len) {
+            switch (g) {
+              case scale_granularity::per_tensor: return s;
+              case scale_granularity::per_head: return s.subspan(static_cast<std::size_t>(head), 1);
+              case scale_granularity::per_token:
+                return s.subspan(static_cast<std::size_t>((b * heads + head) * len),
+                                 static_cast<std::size_t>(len));
+            }
+            return s;
+          };
+          if (d.q_type == dtype::s8)
+            sa.q_scale = scales(a.q_scale, d.q_scale, d.q_heads, h, d.q_len);
+          if (d.kv_type == dtype::s8) {
+            sa.k_scale = scales(a.k_scale, d.kv_scale, d.kv_heads, hk, d.kv_len);
+            sa.v_scale = scales(a.v_scale, d.kv_scale, d.kv_heads, hk, d.kv_len);
+          }
+          return reference::attention(sd, sa);
+        });
   }
 
  private:
@@ -349,10 +355,10 @@ class cpu_backend {
   Status run_conv_gemm(const conv2d_desc& d, const packed_matmul_i8& w, const conv2d_args& a) {
     constexpr std::string_view op = "conv2d_i8";
     KEEL_RETURN_IF_ERROR(validate(d));
-    KEEL_RETURN_IF_ERROR(detail::require_view(op, "input", a.input, d.in_type,
-                                              {d.batch, d.in_h, d.in_w, d.in_c}));
-    KEEL_RETURN_IF_ERROR(detail::require_view(op, "out", a.out, d.out.type,
-                                              {d.batch, d.in_h, d.in_w, d.out_c}));
+    KEEL_RETURN_IF_ERROR(
+        detail::require_view(op, "input", a.input, d.in_type, {d.batch, d.in_h, d.in_w, d.in_c}));
+    KEEL_RETURN_IF_ERROR(
+        detail::require_view(op, "out", a.out, d.out.type, {d.batch, d.in_h, d.in_w, d.out_c}));
     if (d.batch == 0) return Status::Ok();
     const matmul_i8_args ma{};
     const auto rows_view = [](const auto& v, std::int64_t n, std::int64_t h, std::int64_t rows) {
@@ -432,8 +438,9 @@ class cpu_backend {
           sa.out = cpu_detail::narrow(sa.out, 3, oc0, occ);
           sa.w_scale = cpu_detail::narrow(a.w_scale, oc0, occ);
           sa.w_zero_point = cpu_detail::narrow(a.w_zero_point, oc0, occ);
-          sa.bias = a.bias.empty() ? a.bias : a.bias.subspan(static_cast<std::size_t>(oc0),
-                                                              static_cast<std::size_t>(occ));
+          sa.bias = a.bias.empty() ? a.bias
+                                   : a.bias.subspan(static_cast<std::size_t>(oc0),
+                                                    static_cast<std::size_t>(occ));
           return reference::conv2d_i8(sd, sa);
         });
   }

@@ -40,8 +40,8 @@ class aligned_buffer {
     if (count < 0) return false;
     if (count == 0) return true;
     if (static_cast<std::uint64_t>(count) > SIZE_MAX / sizeof(T)) return false;
-    void* p = ::operator new(static_cast<std::size_t>(count) * sizeof(T),
-                             std::align_val_t{kAlignment}, std::nothrow);
+    void* p = ::operator new (static_cast<std::size_t>(count) * sizeof(T),
+                              std::align_val_t{kAlignment}, std::nothrow);
     if (p == nullptr) return false;
     data_ = static_cast<T*>(p);
     size_ = count;
@@ -57,7 +57,7 @@ class aligned_buffer {
 
  private:
   void release() noexcept {
-    if (data_ != nullptr) ::operator delete(data_, std::align_val_t{kAlignment});
+    if (data_ != nullptr) ::operator delete (data_, std::align_val_t{kAlignment});
     data_ = nullptr;
     size_ = 0;
   }

@@ -326,7 +326,9 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
     rq = requant_here.data();
   }
   aligned_buffer<std::int32_t> colterm;
-  if (!colterm.allocate(p.matrices * pn)) return out_of_memory(op, "column terms", p.matrices * pn * 4);
+  if (!colterm.allocate(p.matrices * pn)) {
+    return out_of_memory(op, "column terms", p.matrices * pn * 4);
+  }
   const std::uint32_t za = static_cast<std::uint32_t>(d.a_zero_point + gk::a_offset(d.a_type));
   const std::uint32_t kza = static_cast<std::uint32_t>(d.k) * za;
   for (std::int64_t i = 0; i < p.matrices * pn; ++i) {

@@ -61,9 +61,8 @@ KEEL_TARGET_AVX2 inline __m256i broadcast_4_bytes(const void* p) noexcept {
 
 // One B panel (8 columns) against Rows rows of an MR-row int16 A panel, all of K.
 template <int MR, int Rows>
-KEEL_TARGET_AVX2 inline void w16_panel(const std::int16_t* a, const std::int8_t* b,
-                                       std::int64_t kq, std::int32_t* raw,
-                                       std::int64_t ld_raw) noexcept {
+KEEL_TARGET_AVX2 inline void w16_panel(const std::int16_t* a, const std::int8_t* b, std::int64_t kq,
+                                       std::int32_t* raw, std::int64_t ld_raw) noexcept {
   static_assert(Rows >= 1 && Rows <= 6 && Rows <= MR, "w16_panel handles 1..6 rows");
   // Setup: per row, columns 0-3 and 4-7 each as 4 columns x 2 partial sums (int32 lanes
   // [c0 k01, c0 k23, c1 k01, c1 k23 | c2.., c3..]).
@@ -75,25 +74,26 @@ KEEL_TARGET_AVX2 inline void w16_panel(const std::int16_t* a, const std::int8_t*
   // 8-byte broadcast (a load, no ALU uop) and 2 x (vpmaddwd + vpaddd).
   for (std::int64_t g = 0; g < kq; ++g) {
     const std::int8_t* bg = b + g * 32;
-    const __m256i b_lo = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bg)));
+    const __m256i b_lo =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bg)));
     const __m256i b_hi =
         _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bg + 16)));
     const std::int16_t* ag = a + g * MR * 4;
-#define KEEL_W16_ROW(r)                                               \
-  if constexpr (Rows > r) {                                           \
-    const __m256i av = broadcast_8_bytes(ag + r * 4);                 \
-    lo##r = _mm256_add_epi32(lo##r, _mm256_madd_epi16(b_lo, av));     \
-    hi##r = _mm256_add_epi32(hi##r, _mm256_madd_epi16(b_hi, av));     \
+#define KEEL_W16_ROW(r)                                           \
+  if constexpr (Rows > r) {                                       \
+    const __m256i av = broadcast_8_bytes(ag + r * 4);             \
+    lo##r = _mm256_add_epi32(lo##r, _mm256_madd_epi16(b_lo, av)); \
+    hi##r = _mm256_add_epi32(hi##r, _mm256_madd_epi16(b_hi, av)); \
   }
     KEEL_AVX2_FOR_ROWS(KEEL_W16_ROW)
 #undef KEEL_W16_ROW
   }
 
   // Reduction: hadd gives [c0 c1 c4 c5 | c2 c3 c6 c7]; vpermq (0,2,1,3) restores c0..c7.
-#define KEEL_W16_STORE(r)                                                                  \
-  if constexpr (Rows > r) {                                                                \
+#define KEEL_W16_STORE(r)                                                                 \
+  if constexpr (Rows > r) {                                                               \
     const __m256i sums = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo##r, hi##r), 0xD8); \
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + r * ld_raw), sums);               \
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + r * ld_raw), sums);              \
   }
   KEEL_AVX2_FOR_ROWS(KEEL_W16_STORE)
 #undef KEEL_W16_STORE
@@ -107,6 +107,7 @@ KEEL_TARGET_AVX2 inline void w16_panel(const std::int16_t* a, const std::int8_t*
 // vpaddd. Requires kq >= 1. The accumulators are read from and written back to lo/hi.
 KEEL_TARGET_AVX2 inline void w16_loop_6rows(const std::int16_t* a, const std::int8_t* b,
                                             std::int64_t kq, __m256i* lo, __m256i* hi) noexcept {
+// clang-format off
 #define KEEL_W16_ASM_ROW(off, lo, hi)        \
   "vpbroadcastq " off "(%[a]), %%ymm14\n\t"  \
   "vpmaddwd %%ymm14, %%ymm12, %%ymm15\n\t"   \
@@ -156,6 +157,7 @@ KEEL_TARGET_AVX2 inline void w16_loop_6rows(const std::int16_t* a, const std::in
       : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
         "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory");
 #undef KEEL_W16_ASM_ROW
+  // clang-format on
 }
 
 // A full 6-row tile (the common case): the asm loop, then the same reduction as w16_panel.
@@ -202,26 +204,27 @@ KEEL_TARGET_AVX2 void gemv_w16_tile(const ukernel_args& p) noexcept {
     for (std::int64_t g = 0; g < p.kq; ++g) {
       const std::int8_t* bg = b + g * 32;
       if constexpr (kPrefetchBytes > 0) {
-        if ((g & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(bg + kPrefetchBytes), _MM_HINT_T0);
+        if ((g & 1) == 0)
+          _mm_prefetch(reinterpret_cast<const char*>(bg + kPrefetchBytes), _MM_HINT_T0);
       }
       const __m256i b_lo =
           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bg)));
       const __m256i b_hi =
           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bg + 16)));
       const std::int16_t* ag = a + g * MR * 4;
-#define KEEL_GEMV_ROW(r)                                            \
-  if constexpr (Rows > r) {                                         \
-    const __m256i av = broadcast_8_bytes(ag + r * 4);               \
-    lo##r = _mm256_add_epi32(lo##r, _mm256_madd_epi16(b_lo, av));   \
-    hi##r = _mm256_add_epi32(hi##r, _mm256_madd_epi16(b_hi, av));   \
+#define KEEL_GEMV_ROW(r)                                          \
+  if constexpr (Rows > r) {                                       \
+    const __m256i av = broadcast_8_bytes(ag + r * 4);             \
+    lo##r = _mm256_add_epi32(lo##r, _mm256_madd_epi16(b_lo, av)); \
+    hi##r = _mm256_add_epi32(hi##r, _mm256_madd_epi16(b_hi, av)); \
   }
       KEEL_GEMV_FOR_ROWS(KEEL_GEMV_ROW)
 #undef KEEL_GEMV_ROW
     }
-#define KEEL_GEMV_STORE(r)                                                                 \
-  if constexpr (Rows > r) {                                                                \
+#define KEEL_GEMV_STORE(r)                                                                \
+  if constexpr (Rows > r) {                                                               \
     const __m256i sums = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo##r, hi##r), 0xD8); \
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.raw + r * p.ld_raw + j * 8), sums);   \
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.raw + r * p.ld_raw + j * 8), sums);  \
   }
     KEEL_GEMV_FOR_ROWS(KEEL_GEMV_STORE)
 #undef KEEL_GEMV_STORE
@@ -241,8 +244,8 @@ KEEL_TARGET_AVX2 inline void ubs_tile_fixed(const ukernel_args& p) noexcept {
   const __m256i ones = _mm256_set1_epi16(1);
 
   // Setup: one int32 accumulator per row and panel, lanes = columns c0..c7 in order.
-#define KEEL_UBS_DECLARE(r) __m256i acc##r##_0 = _mm256_setzero_si256(), acc##r##_1 = acc##r##_0, \
-                                    acc##r##_2 = acc##r##_0;
+#define KEEL_UBS_DECLARE(r) \
+  __m256i acc##r##_0 = _mm256_setzero_si256(), acc##r##_1 = acc##r##_0, acc##r##_2 = acc##r##_0;
   KEEL_AVX2_FOR_ROWS(KEEL_UBS_DECLARE)
 #undef KEEL_UBS_DECLARE
 
@@ -250,21 +253,19 @@ KEEL_TARGET_AVX2 inline void ubs_tile_fixed(const ukernel_args& p) noexcept {
   // into int16, exact under the range check) then vpmaddwd with ones (pairs into int32).
   for (std::int64_t g = 0; g < p.kq; ++g) {
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + g * 32));
-    const __m256i b1 = Panels > 1
-                           ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + ps + g * 32))
-                           : b0;
+    const __m256i b1 =
+        Panels > 1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + ps + g * 32)) : b0;
     const __m256i b2 =
-        Panels > 2 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2 * ps + g * 32))
-                   : b0;
+        Panels > 2 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2 * ps + g * 32)) : b0;
     const std::uint8_t* ag = a + g * MR * 4;
-#define KEEL_UBS_STEP(r, j)                                                              \
-  if constexpr (Panels > j) {                                                            \
-    const __m256i pairs = _mm256_maddubs_epi16(av, b##j);                                \
-    acc##r##_##j = _mm256_add_epi32(acc##r##_##j, _mm256_madd_epi16(pairs, ones));       \
+#define KEEL_UBS_STEP(r, j)                                                        \
+  if constexpr (Panels > j) {                                                      \
+    const __m256i pairs = _mm256_maddubs_epi16(av, b##j);                          \
+    acc##r##_##j = _mm256_add_epi32(acc##r##_##j, _mm256_madd_epi16(pairs, ones)); \
   }
-#define KEEL_UBS_ROW(r)                                  \
-  if constexpr (Rows > r) {                              \
-    const __m256i av = broadcast_4_bytes(ag + r * 4);    \
+#define KEEL_UBS_ROW(r)                                         \
+  if constexpr (Rows > r) {                                     \
+    const __m256i av = broadcast_4_bytes(ag + r * 4);           \
     KEEL_UBS_STEP(r, 0) KEEL_UBS_STEP(r, 1) KEEL_UBS_STEP(r, 2) \
   }
     KEEL_AVX2_FOR_ROWS(KEEL_UBS_ROW)
@@ -273,12 +274,14 @@ KEEL_TARGET_AVX2 inline void ubs_tile_fixed(const ukernel_args& p) noexcept {
   }
 
   // Store.
-#define KEEL_UBS_STORE_ONE(r, j)                                                              \
-  if constexpr (Panels > j) {                                                                 \
+#define KEEL_UBS_STORE_ONE(r, j)                                                                 \
+  if constexpr (Panels > j) {                                                                    \
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.raw + r * p.ld_raw + j * 8), acc##r##_##j); \
   }
-#define KEEL_UBS_STORE(r) \
-  if constexpr (Rows > r) { KEEL_UBS_STORE_ONE(r, 0) KEEL_UBS_STORE_ONE(r, 1) KEEL_UBS_STORE_ONE(r, 2) }
+#define KEEL_UBS_STORE(r)                                                      \
+  if constexpr (Rows > r) {                                                    \
+    KEEL_UBS_STORE_ONE(r, 0) KEEL_UBS_STORE_ONE(r, 1) KEEL_UBS_STORE_ONE(r, 2) \
+  }
   KEEL_AVX2_FOR_ROWS(KEEL_UBS_STORE)
 #undef KEEL_UBS_STORE
 #undef KEEL_UBS_STORE_ONE

@@ -26,11 +26,11 @@
 namespace keel::kernels::gemm_i8 {
 
 struct epilogue_params {
-  output_quant out;                     // the output stage (type, mode, zero point, clamp)
-  void* out_data = nullptr;             // the output tensor's data
-  std::int64_t out_base = 0;            // element offset of (m = 0, n = 0) of this matrix
-  std::int64_t out_stride_m = 0;        // elements
-  std::int64_t out_stride_n = 0;        // elements
+  output_quant out;                       // the output stage (type, mode, zero point, clamp)
+  void* out_data = nullptr;               // the output tensor's data
+  std::int64_t out_base = 0;              // element offset of (m = 0, n = 0) of this matrix
+  std::int64_t out_stride_m = 0;          // elements
+  std::int64_t out_stride_n = 0;          // elements
   const std::int32_t* zb = nullptr;       // zb'[n]
   const std::int32_t* colterm = nullptr;  // K * za' * zb'[n] - za' * colsum[n]  (mod 2^32)
   const std::int32_t* bias = nullptr;     // bias[n], or null for none
@@ -134,6 +134,6 @@ KEEL_EPILOGUE_INLINE void apply_epilogue(const epilogue_params& e, const std::in
 }
 
 using epilogue_fn = void (*)(const epilogue_params&, const std::int32_t* raw, std::int64_t ld_raw,
-                            std::int64_t m0, int rows, std::int64_t n0, int cols);
+                             std::int64_t m0, int rows, std::int64_t n0, int cols);
 
 }  // namespace keel::kernels::gemm_i8

@@ -26,7 +26,9 @@ namespace hwy_impl {
 inline constexpr packing kPacking{8, 4};
 
 // The registry's entry: runs the best Highway target of this CPU (hwy::GetChosenTarget()).
-inline void gemm_w16_mr4(const ukernel_args& p) { HWY_DYNAMIC_DISPATCH(HwyGemmW16Mr4)(p); }
+inline void gemm_w16_mr4(const ukernel_args& p) {
+  HWY_DYNAMIC_DISPATCH(HwyGemmW16Mr4)(p);
+}
 }  // namespace hwy_impl
 }  // namespace keel::kernels::gemm_i8
 #endif  // HWY_ONCE

@@ -19,8 +19,8 @@
 #include <cstring>
 
 #include "keel/check.hpp"
-#include "keel/tensor.hpp"
 #include "keel/kernels/gemm_i8/variant.hpp"
+#include "keel/tensor.hpp"
 
 // Forced inline so that an ISA's wrapper (e.g. avx2::pack_a) compiles the A packer for its own
 // target (GCC does not inline it into a target-attributed function on its own).
@@ -32,8 +32,12 @@
 
 namespace keel::kernels::gemm_i8 {
 
-constexpr std::int32_t a_offset(dtype a_type) noexcept { return a_type == dtype::s8 ? 128 : 0; }
-constexpr std::int32_t b_offset(dtype b_type) noexcept { return b_type == dtype::u8 ? -128 : 0; }
+constexpr std::int32_t a_offset(dtype a_type) noexcept {
+  return a_type == dtype::s8 ? 128 : 0;
+}
+constexpr std::int32_t b_offset(dtype b_type) noexcept {
+  return b_type == dtype::u8 ? -128 : 0;
+}
 
 // A' and B' of one element (see the mapping above).
 inline std::int32_t load_a_mapped(const void* base, std::int64_t off, dtype t) noexcept {
@@ -95,7 +99,8 @@ inline pair_range pack_b(const void* b, dtype b_type, std::int64_t base, std::in
   for (std::int64_t panel = first_panel; panel < first_panel + panel_n; ++panel) {
     std::int8_t* pd = dst + panel * kq * p.group_bytes();
     const std::int64_t col0 = panel * pc;
-    const int cols = static_cast<int>(std::max<std::int64_t>(0, std::min<std::int64_t>(pc, n - col0)));
+    const int cols =
+        static_cast<int>(std::max<std::int64_t>(0, std::min<std::int64_t>(pc, n - col0)));
     std::int32_t sums[kMaxPanelCols] = {};
     std::memset(pd, 0, static_cast<std::size_t>(kq * p.group_bytes()));
     for (std::int64_t g = 0; g < kq; ++g) {
@@ -144,8 +149,9 @@ struct a_source {
 // sums it, a loop the compiler vectorizes; phase 2 copies whole K groups into the panel. (The
 // first version did both per byte and was half the time of a 3136x24x144 GEMM.)
 template <class T>
-KEEL_PACK_INLINE void pack_a_panel(const a_source& a, std::int64_t m0, int rows, std::int64_t k, int mr,
-                  const packing& p, T* dst, std::int32_t* rowsum) noexcept {
+KEEL_PACK_INLINE void pack_a_panel(const a_source& a, std::int64_t m0, int rows, std::int64_t k,
+                                   int mr, const packing& p, T* dst,
+                                   std::int32_t* rowsum) noexcept {
   constexpr int kChunk = 256;  // elements per pass: a multiple of every k_group (1, 2, 4, 8)
   const std::int64_t kq = k_groups(k, p);
   const int kg = p.k_group;

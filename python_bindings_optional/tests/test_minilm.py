@@ -104,3 +104,20 @@ def test_keel_int4_encoder(model):
     emb = minilm.embed_sentences(enc, model["tok"], model["sentences"][:n])
     cos = minilm.cosine_rows(emb, model["fp32"][:n])
     assert cos.min() >= 0.96, f"int4: {cos}"
+
+
+def test_example_prints_nearest_neighbours():
+    """The README's one-line command, as a user runs it."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "minilm_neighbours.py"
+    done = subprocess.run([sys.executable, str(script), "The cat sat on the mat.",
+                           "A kitten rests on a rug.", "Interest rates went up again."],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "on keel int8" in lines[0]
+    first = lines.index("The cat sat on the mat.")
+    assert lines[first + 1].startswith("  -> A kitten rests on a rug.")

@@ -26,5 +26,8 @@ keel_configure() {
 # sanitizers", whose instrumentation makes -Wmaybe-uninitialized report false positives; GCC 12
 # does so inside libstdc++'s std::regex, for one.
 KEEL_RELEASE_OPTIONS=(--buildtype=release)
-KEEL_SANITIZE_OPTIONS=(--buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
-                       -Dcpp_args=-fno-sanitize-recover=all -Dwerror=false)
+# -O1 -g1: half the compile time of -O2 -g under instrumentation (16 s against 35 s of CPU for
+# test_conv2d.cpp with GCC 12), and reports keep their file:line.
+KEEL_SANITIZE_OPTIONS=(-Doptimization=1 -Ddebug=false -Db_sanitize=address,undefined
+                       -Db_lundef=false "-Dcpp_args=-g1 -fno-sanitize-recover=all" -Dwerror=false
+                       -Db_ndebug=false)

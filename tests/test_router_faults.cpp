@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "keel/backends/cpu.hpp"
+#include "keel/backends/npu/profiles.hpp"
+#include "keel/boards/rk3588.hpp"
 #include "keel/kernels/reference/matmul_i4.hpp"
 #include "test_router_common.hpp"
 
@@ -299,4 +302,51 @@ TEST_CASE("packed weights: each backend packs a layer once, a fallback packs its
   matmul_i8_desc bad = p.desc;
   bad.k = 0;
   CHECK(R::pack(bad, p.args()).status().code() == status_code::invalid_argument);
+}
+
+namespace {
+// keel's real backends on the RK3588, with a vendor's preference for its NPU whatever the shape.
+struct rk3588_npu_first : policy_defaults {
+  using backends = backend_list<backends::cpu_backend, npu::rk3588_vnpu_backend>;
+  static constexpr std::uint32_t probe_interval = 4;
+  static constexpr double score(const estimate& e) {
+    return e.kind == backend_kind::npu ? 0.0 : e.time_us;
+  }
+};
+using rk_router = router<boards::rk3588, rk3588_npu_first>;
+}  // namespace
+
+TEST_CASE("real backends: the virtual NPU loses its device, the cpu backend serves, bit for bit") {
+  testing::rng g(59);
+  rk_router r;
+  auto& vnpu = r.backend<npu::rk3588_vnpu_backend>().driver();
+  vnpu.set_fault(0, npu::fault_rule{.kind = npu::fault_kind::device_lost, .every_nth = 3});
+  auto run_real = [&] {
+    // Big enough that the cpu backend (8 us launch) beats the reference (4800 ops/us): at
+    // least 2 x 16 x 32 x 64 = 65536 ops, 13.7 us on the reference.
+    mm_problem p(g, g.uniform_int(16, 32), g.uniform_int(32, 48), g.uniform_int(64, 80),
+                 dtype::s8);
+    INFO("seed " << g.seed() << " M " << p.desc.m << " N " << p.desc.n << " K " << p.desc.k);
+    route_report rep;
+    REQUIRE(r.run(p.desc, p.args(), {}, &rep).ok());
+    CHECK(p.matches());
+    return rep;
+  };
+  // Submissions 1 and 2 pass; the 3rd loses the device (and it stays lost until reset()).
+  CHECK(run_real().backend == "rk3588_npu");
+  CHECK(run_real().backend == "rk3588_npu");
+  route_report rep = run_real();
+  CHECK(rep.backend == "cpu");
+  CHECK(rep.first_failure == status_code::device_lost);
+  CHECK(r.health(1).held_out);
+  // Held out for 4 calls, then probed: still lost, so the cpu serves that one too.
+  for (int i = 0; i < 5; ++i) CHECK(run_real().backend == "cpu");
+  CHECK(r.health(1).probes == 1);
+  vnpu.clear_faults();
+  vnpu.reset();  // the driver reloads
+  int npu_calls = 0;
+  for (int i = 0; i < 10; ++i) npu_calls += run_real().backend == "rk3588_npu";
+  CHECK_FALSE(r.health(1).held_out);
+  // The failed probe doubled the wait to 8: 8 passes, the probe (it passes), one more.
+  CHECK(npu_calls == 2);
 }

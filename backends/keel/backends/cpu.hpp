@@ -8,9 +8,10 @@
 //   conv2d_i8   1x1, stride 1, unpadded, ungrouped: the matmul_i8 kernels (a GEMM over pixels);
 //               the rest: the reference kernel, split over images and channel groups
 //   attention   the reference kernel, split over batch x query heads
-//   matmul_i4   the reference kernel, split over output columns
-// Until their fast kernels come, the last three give the router a cpu route with the reference's
-// exact results and the machine's cores, not the cpu's speed. (Known shortcoming, by design.)
+//   matmul_i4   packed int4 weights and the kernels of keel/kernels/gemm_i4/registry.hpp
+// Until their fast kernels come, conv2d (other than 1x1) and attention give the router a cpu route
+// with the reference's exact results and the machine's cores, not the cpu's speed. (Known
+// shortcoming, by design.)
 //
 // Link with libhwy (the Highway dispatcher) and, for threads=tbb, with oneTBB.
 #pragma once
@@ -24,6 +25,7 @@
 #include "keel/backends/cpu/buffer.hpp"
 #include "keel/backends/cpu/matmul_i8.hpp"
 #include "keel/backends/cpu/threads.hpp"
+#include "keel/kernels/gemm_i4/driver.hpp"
 #include "keel/kernels/reference/attention.hpp"
 #include "keel/kernels/reference/conv2d_i8.hpp"
 #include "keel/kernels/reference/matmul_i4.hpp"
@@ -40,11 +42,8 @@ struct cpu_options {
   int forced_kernel = -1;
 };
 
-// matmul_i4 weights: the caller's views until the int4 kernels pack their own layout.
-struct cpu_packed_matmul_i4 {
-  matmul_i4_desc desc{};
-  matmul_i4_args weights{};  // only b, scale, zero_point and bias are meaningful
-};
+// matmul_i4 weights, packed for the int4 kernels (keel/kernels/gemm_i4/driver.hpp).
+using cpu_packed_matmul_i4 = kernels::gemm_i4::packed_weights;
 
 // conv2d weights: packed for the GEMM kernels when the conv is a 1x1 GEMM, else the caller's views.
 struct cpu_packed_conv2d {
@@ -174,57 +173,21 @@ class cpu_backend {
     return run(d, p.value(), a);
   }
 
-  // ---- matmul_i4: the reference kernel over column ranges ---------------------------------------
+  // ---- matmul_i4: packed int4 weights and the kernels of keel/kernels/gemm_i4/ ----------------
 
   Result<packed_matmul_i4> pack(const matmul_i4_desc& d, const matmul_i4_args& a) {
-    KEEL_RETURN_IF_ERROR(validate(d));
-    matmul_i4_args w;
-    w.b = a.b;
-    w.scale = a.scale;
-    w.zero_point = a.zero_point;
-    w.bias = a.bias;
-    return packed_matmul_i4{d, w};
+    return kernels::gemm_i4::pack(d, a, options_.max_threads);
   }
   Status run(const matmul_i4_desc& d, const packed_matmul_i4& p, const matmul_i4_args& a) {
-    if (d.n != p.desc.n || d.k != p.desc.k || d.b_type != p.desc.b_type ||
-        d.group_size != p.desc.group_size || d.scale_type != p.desc.scale_type) {
-      return packed_mismatch("matmul_i4");
-    }
-    matmul_i4_args full = a;
-    full.b = p.weights.b;
-    full.scale = p.weights.scale;
-    full.zero_point = p.weights.zero_point;
-    full.bias = p.weights.bias;
-    return run(d, full);
+    return kernels::gemm_i4::run(d, p, a, {options_.max_threads, -1});
   }
+  // Without packed weights: the reference's whole-call checks first (so every bad input gets its
+  // exact message and nothing is written), then packs the weights for this call and runs.
   Status run(const matmul_i4_desc& d, const matmul_i4_args& a) {
-    // Whole-call validation first, including the reference's checks of values (finite scales,
-    // u4 zero points, finite activations for dynamic_s8): a piece that failed after another had
-    // written would break "bad input writes nothing". Each piece re-validates its part (cheap).
     KEEL_RETURN_IF_ERROR(reference::validate_matmul_i4_call(d, a));
-    const int threads = cpu_detail::thread_count(options_.max_threads);
-    const std::int64_t pieces = cpu_detail::piece_count(d.n, 64, threads);
-    if (pieces <= 1 || d.batch == 0) return reference::matmul_i4(d, a);
-    const int ro = a.out.rank - 1;  // the N dim of out
-    const std::int64_t cols = (d.n + pieces - 1) / pieces;
-    return cpu_detail::parallel_calls(
-        pieces, options_.max_threads, "matmul_i4", [&](std::int64_t t) {
-          const std::int64_t n0 = t * cols;
-          const std::int64_t nc = std::min(cols, d.n - n0);
-          if (nc <= 0) return Status::Ok();
-          matmul_i4_desc sd = d;
-          sd.n = nc;
-          matmul_i4_args sa = a;
-          sa.b = cpu_detail::narrow(a.b, 0, n0, nc);
-          sa.scale = cpu_detail::narrow(a.scale, 0, n0, nc);
-          if (a.zero_point.data != nullptr || a.zero_point.rank != 0) {
-            sa.zero_point = cpu_detail::narrow(a.zero_point, 0, n0, nc);
-          }
-          if (!a.bias.empty())
-            sa.bias = a.bias.subspan(static_cast<std::size_t>(n0), static_cast<std::size_t>(nc));
-          sa.out = cpu_detail::narrow(a.out, ro, n0, nc);
-          return reference::matmul_i4(sd, sa);
-        });
+    Result<packed_matmul_i4> p = pack(d, a);
+    if (!p.ok()) return p.status();
+    return run(d, p.value(), a);
   }
 
   // ---- conv2d_i8

@@ -34,7 +34,9 @@ namespace gi = keel::kernels::gemm_i4;
 namespace {
 
 constexpr double kU = 1.0 / 16777216.0;  // 2^-24, the unit roundoff of f32
-double gamma_f32(double j) { return j * kU / (1.0 - j * kU); }
+double gamma_f32(double j) {
+  return j * kU / (1.0 - j * kU);
+}
 
 // Thread settings every exactness test runs under: serial, and everything TBB offers.
 const int kThreadSettings[] = {1, 0};
@@ -76,8 +78,8 @@ std::vector<std::uint8_t> pack_nibbles(const std::vector<int>& v, std::int64_t r
 }
 
 problem make_problem(testing::rng& r, i4_activation act, std::int64_t batch, std::int64_t m,
-                     std::int64_t n, std::int64_t k, std::int64_t g, dtype bt, bool zp,
-                     dtype st, bool bias, bool batched = false) {
+                     std::int64_t n, std::int64_t k, std::int64_t g, dtype bt, bool zp, dtype st,
+                     bool bias, bool batched = false) {
   problem p;
   p.d.batch = batch;
   p.d.m = m;
@@ -188,9 +190,8 @@ void check_within_bound(const problem& p, const float* out) {
           const std::size_t gi_ = static_cast<std::size_t>(n * G + k / gs);
           const double wd = static_cast<double>(p.s[gi_]) *
                             (p.w[static_cast<std::size_t>(n * p.d.k + k)] - p.z[gi_]);
-          const double t = static_cast<double>(
-                               p.a[static_cast<std::size_t>((b * p.d.m + m) * p.d.k + k)]) *
-                           wd;
+          const double t =
+              static_cast<double>(p.a[static_cast<std::size_t>((b * p.d.m + m) * p.d.k + k)]) * wd;
           expect += t;
           magnitude += std::fabs(t);
         }
@@ -292,10 +293,10 @@ TEST_CASE("cpu matmul_i4: every kernel vs the reference, K through partial group
       for (const std::int64_t k : {g, 2 * g, g + 1, g + 7, g + 8, g + 13, 2 * g + 29, g - 3}) {
         if (k < 1) continue;
         const dtype bt = r.uniform_int(0, 1) ? dtype::u4 : dtype::s4;
-        problem p = make_problem(r, act, 1, r.uniform_int(1, 6), r.uniform_int(1, 40), k, g, bt,
-                                 bt == dtype::u4 && r.uniform_int(0, 1),
-                                 r.uniform_int(0, 1) ? dtype::f16 : dtype::f32,
-                                 r.uniform_int(0, 1) == 1);
+        problem p =
+            make_problem(r, act, 1, r.uniform_int(1, 6), r.uniform_int(1, 40), k, g, bt,
+                         bt == dtype::u4 && r.uniform_int(0, 1),
+                         r.uniform_int(0, 1) ? dtype::f16 : dtype::f32, r.uniform_int(0, 1) == 1);
         INFO(shape_of(p));
         CHECK(check_every_kernel(p) >= 1);
         ++cases;
@@ -405,7 +406,8 @@ TEST_CASE("cpu matmul_i4: strided A and out views") {
       std::vector<float> back(expected.size());
       for (std::int64_t m = 0; m < p.d.m; ++m) {
         for (std::int64_t n = 0; n < p.d.n; ++n) {
-          back[static_cast<std::size_t>(m * p.d.n + n)] = out[static_cast<std::size_t>(n * p.d.m + m)];
+          back[static_cast<std::size_t>(m * p.d.n + n)] =
+              out[static_cast<std::size_t>(n * p.d.m + m)];
         }
       }
       if (gi::kRegistry[i].v.reference_bits()) {
@@ -451,10 +453,12 @@ TEST_CASE("cpu matmul_i4 dynamic_s8: the extremes of the int16 pairs and int32 g
       }
       // Column c: u = 15, z = 0 when c is even; u = 0, z = 15 when odd. Scale 1.
       for (std::int64_t c = 0; c < n; ++c) {
-        for (std::int64_t i = 0; i < k; ++i) p.w[static_cast<std::size_t>(c * k + i)] = c % 2 ? 0 : 15;
+        for (std::int64_t i = 0; i < k; ++i)
+          p.w[static_cast<std::size_t>(c * k + i)] = c % 2 ? 0 : 15;
         for (std::int64_t gg = 0; gg < 2; ++gg) {
           p.z[static_cast<std::size_t>(c * 2 + gg)] = c % 2 ? 15 : 0;
-          p.s32[static_cast<std::size_t>(c * 2 + gg)] = p.s[static_cast<std::size_t>(c * 2 + gg)] = 1.0f;
+          p.s32[static_cast<std::size_t>(c * 2 + gg)] = p.s[static_cast<std::size_t>(c * 2 + gg)] =
+              1.0f;
         }
       }
       p.zp_bytes.assign(p.z.begin(), p.z.end());
@@ -507,8 +511,8 @@ TEST_CASE("cpu matmul_i4 dynamic_s8: the row quantizer reproduces the reference'
   for (const auto& x : rows) {
     const std::int64_t k = static_cast<std::int64_t>(x.size());
     std::vector<std::int8_t> want(x.size()), got(x.size() + 8, 99);
-    const float want_scale =
-        reference::quantize_row_s8_symmetric(std::span<const float>(x), std::span<std::int8_t>(want));
+    const float want_scale = reference::quantize_row_s8_symmetric(std::span<const float>(x),
+                                                                  std::span<std::int8_t>(want));
     std::vector<std::int32_t> qsum(1);
     for (const bool avx2 : {false, true}) {
 #if defined(__x86_64__)
@@ -517,8 +521,8 @@ TEST_CASE("cpu matmul_i4 dynamic_s8: the row quantizer reproduces the reference'
       if (avx2) continue;
 #endif
       const gi::row_source src{x.data(), 0, 1};
-      const float scale = gi::quantize_row(src, k, k + 8, k, 1, avx2, nullptr, got.data(),
-                                           qsum.data());
+      const float scale =
+          gi::quantize_row(src, k, k + 8, k, 1, avx2, nullptr, got.data(), qsum.data());
       INFO("k=" << k << " x0=" << x[0] << " avx2=" << avx2);
       CHECK(std::memcmp(&scale, &want_scale, sizeof(float)) == 0);
       CHECK(std::memcmp(got.data(), want.data(), want.size()) == 0);
@@ -533,8 +537,8 @@ TEST_CASE("cpu matmul_i4 dynamic_s8: the row quantizer reproduces the reference'
 TEST_CASE("cpu matmul_i4: non-finite f32 activations propagate as the reference's do") {
   testing::rng r(511);
   INFO("seed " << r.seed());
-  problem p = make_problem(r, i4_activation::f32, 1, 2, 9, 40, 16, dtype::s4, false, dtype::f32,
-                           false);
+  problem p =
+      make_problem(r, i4_activation::f32, 1, 2, 9, 40, 16, dtype::s4, false, dtype::f32, false);
   p.a[3] = std::numeric_limits<float>::infinity();
   p.a[40 + 5] = std::numeric_limits<float>::quiet_NaN();
   const std::vector<float> expected = reference_out(p);
@@ -585,8 +589,8 @@ TEST_CASE("cpu matmul_i4: the backend's route equals the reference (pack once, r
     }
   }
   // One packed form serves both activation kinds.
-  problem p = make_problem(r, i4_activation::f32, 1, 3, 30, 64, 16, dtype::s4, false,
-                           dtype::f32, false);
+  problem p =
+      make_problem(r, i4_activation::f32, 1, 3, 30, 64, 16, dtype::s4, false, dtype::f32, false);
   cpu_backend cpu;
   bound_args ba(p, false);
   Result<cpu_backend::packed_matmul_i4> packed = cpu.pack(p.d, ba.args);
@@ -604,10 +608,10 @@ TEST_CASE("cpu matmul_i4: the backend's route equals the reference (pack once, r
 TEST_CASE("cpu matmul_i4: bad input returns the reference's Status and writes nothing") {
   testing::rng r(513);
   INFO("seed " << r.seed());
-  const auto expect_rejected = [&](const problem& p, const bound_args& ba,
-                                   status_code code) {
+  const auto expect_rejected = [&](const problem& p, const bound_args& ba, status_code code) {
     // The reference's verdict on the same call, for the message.
-    testing::guarded<float> ref_out(static_cast<std::size_t>(std::max<std::int64_t>(p.out_elems(), 1)));
+    testing::guarded<float> ref_out(
+        static_cast<std::size_t>(std::max<std::int64_t>(p.out_elems(), 1)));
     matmul_i4_args ra = ba.args;
     ra.out = p.batched ? view(ref_out.data(), {p.d.batch, p.d.m, p.d.n})
                        : view(ref_out.data(), {p.d.m, p.d.n});
@@ -615,7 +619,8 @@ TEST_CASE("cpu matmul_i4: bad input returns the reference's Status and writes no
     CHECK(want.code() == code);
     for (int threads : kThreadSettings) {
       cpu_backend cpu(cpu_options{threads, -1});
-      testing::guarded<float> out(static_cast<std::size_t>(std::max<std::int64_t>(p.out_elems(), 1)));
+      testing::guarded<float> out(
+          static_cast<std::size_t>(std::max<std::int64_t>(p.out_elems(), 1)));
       matmul_i4_args a = ba.args;
       a.out = ra.out;
       a.out.data = out.data();
@@ -628,8 +633,8 @@ TEST_CASE("cpu matmul_i4: bad input returns the reference's Status and writes no
   };
   SUBCASE("a NaN, an infinite scale (f32 and f16)") {
     for (const dtype st : {dtype::f32, dtype::f16}) {
-      problem p = make_problem(r, i4_activation::f32, 1, 2, 40, 64, 32, dtype::s4, false, st,
-                               false);
+      problem p =
+          make_problem(r, i4_activation::f32, 1, 2, 40, 64, 32, dtype::s4, false, st, false);
       if (st == dtype::f32) {
         p.s32[37] = std::numeric_limits<float>::quiet_NaN();
       } else {
@@ -647,8 +652,8 @@ TEST_CASE("cpu matmul_i4: bad input returns the reference's Status and writes no
     expect_rejected(p, ba, status_code::invalid_argument);
   }
   SUBCASE("a non-finite activation with dynamic_s8, in a later row and batch") {
-    for (const float bad : {std::numeric_limits<float>::quiet_NaN(),
-                            -std::numeric_limits<float>::infinity()}) {
+    for (const float bad :
+         {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
       problem p = make_problem(r, i4_activation::dynamic_s8, 2, 3, 40, 64, 32, dtype::s4, false,
                                dtype::f32, true);
       p.a[static_cast<std::size_t>((1 * 3 + 2) * 64 + 17)] = bad;
@@ -658,8 +663,8 @@ TEST_CASE("cpu matmul_i4: bad input returns the reference's Status and writes no
     }
   }
   SUBCASE("shapes: B, scale and out that disagree; a group size that is not allowed") {
-    problem p = make_problem(r, i4_activation::f32, 1, 2, 40, 64, 32, dtype::s4, false,
-                             dtype::f32, false);
+    problem p =
+        make_problem(r, i4_activation::f32, 1, 2, 40, 64, 32, dtype::s4, false, dtype::f32, false);
     {
       bound_args ba(p, false);
       ba.args.scale.shape[1] = 3;
@@ -678,16 +683,16 @@ TEST_CASE("cpu matmul_i4: bad input returns the reference's Status and writes no
     }
   }
   SUBCASE("zero points with s4 weights") {
-    problem p = make_problem(r, i4_activation::f32, 1, 2, 40, 64, 32, dtype::s4, false,
-                             dtype::f32, false);
+    problem p =
+        make_problem(r, i4_activation::f32, 1, 2, 40, 64, 32, dtype::s4, false, dtype::f32, false);
     p.zp_bytes.assign(static_cast<std::size_t>(40 * 2), 8);
     p.zero_points = true;
     bound_args ba(p, false);
     expect_rejected(p, ba, status_code::invalid_argument);
   }
   SUBCASE("packed weights run with a desc they were not packed for") {
-    problem p = make_problem(r, i4_activation::f32, 1, 2, 40, 64, 32, dtype::s4, false,
-                             dtype::f32, false);
+    problem p =
+        make_problem(r, i4_activation::f32, 1, 2, 40, 64, 32, dtype::s4, false, dtype::f32, false);
     bound_args ba(p, false);
     cpu_backend cpu;
     Result<cpu_backend::packed_matmul_i4> packed = cpu.pack(p.d, ba.args);

@@ -143,7 +143,8 @@ KEEL_GEMM_I4_TARGET_AVX2 inline void s8_tile(const kernel_args& p, const std::ui
 #pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r) {
 #pragma GCC unroll 4
-    for (int j = 0; j < NP; ++j) _mm256_storeu_ps(out + r * p.ld_out + j * kPanelCols, _mm256_setzero_ps());
+    for (int j = 0; j < NP; ++j)
+      _mm256_storeu_ps(out + r * p.ld_out + j * kPanelCols, _mm256_setzero_ps());
   }
 
   const std::uint8_t* rec = w;  // the current record of panel 0
@@ -180,8 +181,8 @@ KEEL_GEMM_I4_TARGET_AVX2 inline void s8_tile(const kernel_args& p, const std::ui
 #pragma GCC unroll 4
           for (int j = 0; j < NP; ++j) {
             auto* sp = reinterpret_cast<__m256i*>(sums[r][j]);
-            _mm256_store_si256(sp, _mm256_add_epi32(_mm256_load_si256(sp),
-                                                    _mm256_madd_epi16(acc16[r][j], ones)));
+            _mm256_store_si256(
+                sp, _mm256_add_epi32(_mm256_load_si256(sp), _mm256_madd_epi16(acc16[r][j], ones)));
           }
         }
       }
@@ -220,15 +221,22 @@ static_assert(kDefaultZeroPoint == 8, "s8_tile multiplies by the default zero po
 
 // ---- f32 activations (ord, fma) -------------------------------------------------------------
 
-// vpshufb masks: dword c of each 128-bit half takes byte 4c + i of that half, the rest zero.
-alignas(32) inline constexpr std::uint8_t kPickMasks[4][32] = {
-#define KEEL_I4_PICK(i)                                                                      \
-  {i,      0x80, 0x80, 0x80, 4 + i,  0x80, 0x80, 0x80, 8 + i,  0x80, 0x80, 0x80, 12 + i, 0x80, \
-   0x80,   0x80, i,    0x80, 0x80,   0x80, 4 + i,  0x80, 0x80, 0x80, 8 + i,  0x80, 0x80, 0x80, \
-   12 + i, 0x80, 0x80, 0x80}
-    KEEL_I4_PICK(0), KEEL_I4_PICK(1), KEEL_I4_PICK(2), KEEL_I4_PICK(3)
-#undef KEEL_I4_PICK
+// vpshufb masks: mask i makes dword c of each 128-bit half take byte 4c + i of that half (the K
+// value k0 + i of column c, or of column c + 4 in the upper half) and zeroes the other 3 bytes.
+struct pick_masks {
+  alignas(32) std::uint8_t bytes[4][32] = {};
 };
+constexpr pick_masks make_pick_masks() noexcept {
+  pick_masks m;
+  for (int i = 0; i < 4; ++i) {
+    for (int b = 0; b < 32; ++b) {
+      const int in_half = b % 16;
+      m.bytes[i][b] = in_half % 4 == 0 ? static_cast<std::uint8_t>(in_half + i) : 0x80;
+    }
+  }
+  return m;
+}
+inline constexpr pick_masks kPickMasks = make_pick_masks();
 
 // One row x NP panels over all of K, one chain per panel: fused multiply-adds (fma), or the
 // reference's order and roundings (ord).
@@ -241,7 +249,8 @@ KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_row(const kernel_args& p, const std
   const __m256 default_offset = _mm256_set1_ps(8388608.0f + kDefaultZeroPoint);
   __m256i pick[4];
 #pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) pick[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(kPickMasks[i]));
+  for (int i = 0; i < 4; ++i)
+    pick[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(kPickMasks.bytes[i]));
 
   __m256 acc[NP];
 #pragma GCC unroll 4
@@ -282,7 +291,8 @@ KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_row(const kernel_args& p, const std
       __m256i half[NP][2];
 #pragma GCC unroll 4
       for (int j = 0; j < NP; ++j) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wu + j * p.panel_stride));
+        const __m256i v =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wu + j * p.panel_stride));
         half[j][0] = _mm256_and_si256(v, nibble);
         half[j][1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
       }
@@ -291,7 +301,8 @@ KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_row(const kernel_args& p, const std
         const __m256 xb = _mm256_broadcast_ss(xu + i);
 #pragma GCC unroll 4
         for (int j = 0; j < NP; ++j) {
-          const __m256i bits = _mm256_or_si256(_mm256_shuffle_epi8(half[j][i / 4], pick[i % 4]), magic);
+          const __m256i bits =
+              _mm256_or_si256(_mm256_shuffle_epi8(half[j][i / 4], pick[i % 4]), magic);
           const __m256 wv = _mm256_sub_ps(_mm256_castsi256_ps(bits), offset[j]);  // exact
           if constexpr (Fused) {
             gsum[j] = _mm256_fmadd_ps(xb, wv, gsum[j]);

@@ -19,13 +19,13 @@
 #include <cstdint>
 #include <string_view>
 
-#include "keel/ops.hpp"
 #include "keel/backends/cpu/buffer.hpp"
 #include "keel/backends/cpu/threads.hpp"
 #include "keel/kernels/gemm_i4/packing.hpp"
 #include "keel/kernels/gemm_i4/registry.hpp"
 #include "keel/kernels/gemm_i4/variant.hpp"
 #include "keel/kernels/reference/matmul_i4.hpp"
+#include "keel/ops.hpp"
 
 namespace keel::kernels::gemm_i4 {
 
@@ -36,7 +36,7 @@ using buffer = keel::backends::cpu_detail::aligned_buffer<T>;
 // it is immutable after packing, so several threads may run with it at once. One packed form
 // serves both activation kinds (f32 and dynamic_s8).
 struct packed_weights {
-  matmul_i4_desc desc{};    // the desc it was packed for
+  matmul_i4_desc desc{};  // the desc it was packed for
   packed_geometry geo{};
   buffer<std::uint8_t> data;  // geo.total_bytes(): the records of every panel
   buffer<float> bias;         // [N], or empty
@@ -100,7 +100,8 @@ inline Result<packed_weights> pack(const matmul_i4_desc& d, const matmul_i4_args
   packed_weights p;
   p.desc = d;
   p.geo = make_geometry(d.n, d.k, d.group_size, zp);
-  if (!p.data.allocate(p.geo.total_bytes())) return out_of_memory("packed weights", p.geo.total_bytes());
+  if (!p.data.allocate(p.geo.total_bytes()))
+    return out_of_memory("packed weights", p.geo.total_bytes());
   if (!p.bias.allocate(static_cast<std::int64_t>(a.bias.size()))) {
     return out_of_memory("bias", 4 * d.n);
   }
@@ -108,13 +109,14 @@ inline Result<packed_weights> pack(const matmul_i4_desc& d, const matmul_i4_args
 
   constexpr std::int64_t kPanelsPerTask = 16;
   const std::int64_t tasks = (p.geo.panels + kPanelsPerTask - 1) / kPanelsPerTask;
-  keel::backends::cpu_detail::parallel_for(tasks, max_threads, [&](std::int64_t t0, std::int64_t t1) {
-    for (std::int64_t t = t0; t < t1; ++t) {
-      const std::int64_t first = t * kPanelsPerTask;
-      pack_panels(d, a, p.geo, first, std::min(kPanelsPerTask, p.geo.panels - first),
-                  p.data.data());
-    }
-  });
+  keel::backends::cpu_detail::parallel_for(
+      tasks, max_threads, [&](std::int64_t t0, std::int64_t t1) {
+        for (std::int64_t t = t0; t < t1; ++t) {
+          const std::int64_t first = t * kPanelsPerTask;
+          pack_panels(d, a, p.geo, first, std::min(kPanelsPerTask, p.geo.panels - first),
+                      p.data.data());
+        }
+      });
   return p;
 }
 
@@ -176,8 +178,8 @@ inline Result<int> choose_kernel(const matmul_i4_desc& d, int forced) {
   using namespace driver_detail;
   if (forced >= 0) {
     if (forced >= kRegistrySize) {
-      return Status::make(status_code::invalid_argument, kOp, "kernel index %d (the registry has %d)",
-                          forced, kRegistrySize);
+      return Status::make(status_code::invalid_argument, kOp,
+                          "kernel index %d (the registry has %d)", forced, kRegistrySize);
     }
     if (const char* why = kernel_unfit(kRegistry[forced], d)) {
       const variant_name& name = kRegistry[forced].name;
@@ -243,11 +245,12 @@ inline Status prepare_rows(const matmul_i4_desc& d, const packed_geometry& geo,
       return Status::Ok();
     }
     if (!out.x.allocate(rows * kp)) return out_of_memory("activation rows", rows * kp * 4);
-    keel::backends::cpu_detail::parallel_for(rows, max_threads, [&](std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t r = r0; r < r1; ++r) {
-        copy_row_f32(a_row(a, r / d.m, r % d.m), d.k, kp, out.x.data() + r * kp);
-      }
-    });
+    keel::backends::cpu_detail::parallel_for(
+        rows, max_threads, [&](std::int64_t r0, std::int64_t r1) {
+          for (std::int64_t r = r0; r < r1; ++r) {
+            copy_row_f32(a_row(a, r / d.m, r % d.m), d.k, kp, out.x.data() + r * kp);
+          }
+        });
     out.a = out.x.data();
     out.lda = kp;
     return Status::Ok();
@@ -255,23 +258,24 @@ inline Status prepare_rows(const matmul_i4_desc& d, const packed_geometry& geo,
 
   // dynamic_s8: quantize every row (each checked finite first).
   const bool strided = a.a.stride(a.a.rank - 1) != 1;
-  buffer<float> scratch;  // dense copies of strided rows for the vector quantizer
+  buffer<float> scratch;     // dense copies of strided rows for the vector quantizer
   buffer<std::uint8_t> bad;  // [R] 1 where a row holds a non-finite value
   if (!out.q.allocate(rows * kp) || !out.qsum.allocate(rows * geo.groups) ||
       !out.a_scale.allocate(rows) || !bad.allocate(rows) ||
       !scratch.allocate(strided && use_avx2 ? rows * d.k : 0)) {
     return out_of_memory("quantized activation rows", rows * (kp + 4 * geo.groups + 5));
   }
-  keel::backends::cpu_detail::parallel_for(rows, max_threads, [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const row_source src = a_row(a, r / d.m, r % d.m);
-      bad[r] = row_is_finite(src, d.k) ? 0 : 1;
-      if (bad[r]) continue;
-      out.a_scale[r] = quantize_row(src, d.k, kp, d.group_size, geo.groups, use_avx2,
-                                    scratch.empty() ? nullptr : scratch.data() + r * d.k,
-                                    out.q.data() + r * kp, out.qsum.data() + r * geo.groups);
-    }
-  });
+  keel::backends::cpu_detail::parallel_for(
+      rows, max_threads, [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r) {
+          const row_source src = a_row(a, r / d.m, r % d.m);
+          bad[r] = row_is_finite(src, d.k) ? 0 : 1;
+          if (bad[r]) continue;
+          out.a_scale[r] = quantize_row(src, d.k, kp, d.group_size, geo.groups, use_avx2,
+                                        scratch.empty() ? nullptr : scratch.data() + r * d.k,
+                                        out.q.data() + r * kp, out.qsum.data() + r * geo.groups);
+        }
+      });
   for (std::int64_t r = 0; r < rows; ++r) {
     if (bad[r]) return non_finite_activation(d, a);
   }
@@ -330,12 +334,15 @@ inline Status run(const matmul_i4_desc& d, const packed_weights& p, const matmul
   // Phase 3: tiles. Each kernel call covers up to kChunkPanels panels into a stack tile.
   constexpr int kChunkPanels = 32;
   constexpr int kMaxRows = 4;
-  static_assert([] {
-    for (const kernel& k : kRegistry) {
-      if (k.v.mr > kMaxRows || (k.v.op == kernel_op::gemm && k.v.np > kChunkPanels)) return false;
-    }
-    return true;
-  }(), "a registered kernel's tile exceeds the driver's tile buffer");
+  static_assert(
+      [] {
+        for (const kernel& k : kRegistry) {
+          if (k.v.mr > kMaxRows || (k.v.op == kernel_op::gemm && k.v.np > kChunkPanels))
+            return false;
+        }
+        return true;
+      }(),
+      "a registered kernel's tile exceeds the driver's tile buffer");
   const std::int64_t rows = d.batch * d.m;
   const int threads = keel::backends::cpu_detail::thread_count(o.max_threads);
   const plan pl = make_plan(v, rows, geo.k_padded, dynamic, geo.panels, threads);
@@ -380,7 +387,8 @@ inline Status run(const matmul_i4_desc& d, const packed_weights& p, const matmul
               for (int r = 0; r < ka.rows; ++r) {
                 const std::int64_t row = r0 + r;
                 const std::int64_t bi = row / d.m, m = row % d.m;
-                float* o_row = out_base + (batched ? bi * a.out.stride(0) : 0) + m * a.out.stride(ro);
+                float* o_row =
+                    out_base + (batched ? bi * a.out.stride(0) : 0) + m * a.out.stride(ro);
                 const std::int64_t sn = a.out.stride(ro + 1);
                 const float* src = tile + r * ka.ld_out;
                 for (std::int64_t c = 0; c < cols; ++c) {

@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <cstring>
 
-#include "keel/ops.hpp"
 #include "keel/kernels/gemm_i4/variant.hpp"
 #include "keel/kernels/reference/matmul_i4.hpp"
+#include "keel/ops.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -118,7 +118,8 @@ KEEL_GEMM_I4_TARGET_AVX2 inline float quantize_row(const float* x, std::int64_t 
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 vmax = _mm256_setzero_ps();
   std::int64_t i = 0;
-  for (; i + 8 <= k; i += 8) vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+  for (; i + 8 <= k; i += 8)
+    vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
   alignas(32) float lanes[8];
   _mm256_store_ps(lanes, vmax);
   float amax = 0.0f;
@@ -140,8 +141,8 @@ KEEL_GEMM_I4_TARGET_AVX2 inline float quantize_row(const float* x, std::int64_t 
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
     const __m256i v32 = _mm256_cvtps_epi32(r);  // integral already: no rounding here
-    const __m128i v16 = _mm_packs_epi32(_mm256_castsi256_si128(v32),
-                                        _mm256_extracti128_si256(v32, 1));
+    const __m128i v16 =
+        _mm_packs_epi32(_mm256_castsi256_si128(v32), _mm256_extracti128_si256(v32, 1));
     const __m128i v8 = _mm_packs_epi16(v16, v16);
     _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), v8);
   }

@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "keel/quant.hpp"
 #include "keel/kernels/gemm_i4/variant.hpp"
+#include "keel/quant.hpp"
 
 namespace keel::kernels::gemm_i4::scalar {
 

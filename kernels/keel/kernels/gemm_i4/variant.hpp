@@ -78,22 +78,22 @@ constexpr std::string_view to_string(technique t) noexcept {
 
 // ---- the packed layout's constants ----------------------------------------------------------
 
-inline constexpr int kPanelCols = 8;    // columns per panel
-inline constexpr int kUnitK = 8;        // K values per unit
-inline constexpr int kUnitBytes = 32;   // kPanelCols * kUnitK nibbles
+inline constexpr int kPanelCols = 8;                // columns per panel
+inline constexpr int kUnitK = 8;                    // K values per unit
+inline constexpr int kUnitBytes = 32;               // kPanelCols * kUnitK nibbles
 inline constexpr int kScaleBytes = kPanelCols * 4;  // one f32 scale per column per group
 inline constexpr int kZeroPointBytes = kPanelCols;  // one u8 zero point per column per group
 inline constexpr std::int32_t kDefaultZeroPoint = 8;
 
 // The geometry of one packed matrix, derived from (N, K, G, zero points present) only.
 struct packed_geometry {
-  std::int64_t panels = 0;         // ceil(N / 8)
-  std::int64_t groups = 0;         // ceil(K / G)
-  std::int64_t group_units = 0;    // units of a full group: ceil(G / 8)
-  std::int64_t last_units = 0;     // units of the last group (partial or full)
-  std::int64_t k_padded = 0;       // K rounded up so that every group is whole units
-  std::int64_t record_bytes = 0;   // bytes of a full group's record
-  std::int64_t panel_bytes = 0;    // bytes of one panel (all its records)
+  std::int64_t panels = 0;        // ceil(N / 8)
+  std::int64_t groups = 0;        // ceil(K / G)
+  std::int64_t group_units = 0;   // units of a full group: ceil(G / 8)
+  std::int64_t last_units = 0;    // units of the last group (partial or full)
+  std::int64_t k_padded = 0;      // K rounded up so that every group is whole units
+  std::int64_t record_bytes = 0;  // bytes of a full group's record
+  std::int64_t panel_bytes = 0;   // bytes of one panel (all its records)
   bool has_zero_points = false;
 
   // Bytes of a group's record with `units` units.
@@ -192,8 +192,7 @@ constexpr variant_name make_name(const variant& v) noexcept {
   return n;
 }
 
-static_assert(make_name(variant{kernel_op::gemv, activation::s8, 4, 1, isa::avx2,
-                                technique::ubs})
+static_assert(make_name(variant{kernel_op::gemv, activation::s8, 4, 1, isa::avx2, technique::ubs})
                       .view() == "gemv_s8u4_f32_p8k8_4x8_avx2_ubs",
               "the name grammar above must match make_name");
 
@@ -215,13 +214,13 @@ struct kernel_args {
   const packed_geometry* geo = nullptr;
   // The prepared rows, each k_padded long with zeros past K: f32 (technique ord/fma) or s8.
   const void* a = nullptr;
-  std::int64_t lda = 0;                 // elements from one row to the next
-  const std::int32_t* qsum = nullptr;   // s8: [rows][groups] sum of A' over each group
+  std::int64_t lda = 0;                // elements from one row to the next
+  const std::int32_t* qsum = nullptr;  // s8: [rows][groups] sum of A' over each group
   std::int64_t ld_qsum = 0;
-  const float* a_scale = nullptr;       // s8: [rows] the row scales
-  int rows = 0;                         // 1..mr
-  int panels = 0;                       // 1..np (gemv: any count)
-  float* out = nullptr;                 // [rows][ld_out]
+  const float* a_scale = nullptr;  // s8: [rows] the row scales
+  int rows = 0;                    // 1..mr
+  int panels = 0;                  // 1..np (gemv: any count)
+  float* out = nullptr;            // [rows][ld_out]
   std::int64_t ld_out = 0;
 };
 

@@ -19,7 +19,8 @@ void raise_status(const Status& s) {
   PyObject* exc = PyObject_CallFunction(g_keel_error, "s", s.message());
   if (exc == nullptr) return;  // the call itself raised (out of memory): keep that error
   const std::string_view code = to_string(s.code());
-  PyObject* code_str = PyUnicode_FromStringAndSize(code.data(), static_cast<Py_ssize_t>(code.size()));
+  PyObject* code_str =
+      PyUnicode_FromStringAndSize(code.data(), static_cast<Py_ssize_t>(code.size()));
   if (code_str != nullptr) {
     PyObject_SetAttrString(exc, "code", code_str);
     Py_DECREF(code_str);
@@ -66,16 +67,24 @@ bool from_dlpack(nb::dlpack::dtype t, dtype* out) {
   using code = nb::dlpack::dtype_code;
   if (t.lanes != 1) return false;
   const auto c = static_cast<code>(t.code);
-  if (c == code::Int && t.bits == 8) *out = dtype::s8;
-  else if (c == code::UInt && t.bits == 8) *out = dtype::u8;
-  else if (c == code::Int && t.bits == 32) *out = dtype::s32;
-  else if (c == code::Float && t.bits == 32) *out = dtype::f32;
-  else if (c == code::Float && t.bits == 16) *out = dtype::f16;
-  else return false;
+  if (c == code::Int && t.bits == 8)
+    *out = dtype::s8;
+  else if (c == code::UInt && t.bits == 8)
+    *out = dtype::u8;
+  else if (c == code::Int && t.bits == 32)
+    *out = dtype::s32;
+  else if (c == code::Float && t.bits == 32)
+    *out = dtype::f32;
+  else if (c == code::Float && t.bits == 16)
+    *out = dtype::f16;
+  else
+    return false;
   return true;
 }
 
-nb::module_ numpy() { return nb::module_::import_("numpy"); }
+nb::module_ numpy() {
+  return nb::module_::import_("numpy");
+}
 }  // namespace
 
 std::string text_of(nb::handle h) {
@@ -104,8 +113,8 @@ const char* numpy_name(dtype t) {
 dtype parse_dtype(nb::handle h, std::string_view op, const char* what) {
   if (nb::isinstance<nb::str>(h)) {
     const std::string s = nb::cast<std::string>(h);
-    for (dtype t : {dtype::s8, dtype::u8, dtype::s4, dtype::u4, dtype::s32, dtype::f32,
-                    dtype::f16}) {
+    for (dtype t :
+         {dtype::s8, dtype::u8, dtype::s4, dtype::u4, dtype::s32, dtype::f32, dtype::f16}) {
       if (s == to_string(t)) return t;
     }
   }
@@ -141,14 +150,17 @@ nb::object as_numpy(nb::handle obj) {
   return arr;
 }
 
-std::string dtype_text(nb::handle arr) { return text_of(arr.attr("dtype")); }
+std::string dtype_text(nb::handle arr) {
+  return text_of(arr.attr("dtype"));
+}
 
 // Shape and strides of a DLPack-described array into a view; rank checked by the caller.
 template <class View, class Array>
 void fill_view(View& v, const Array& a) {
   v.rank = static_cast<int>(a.ndim());
   for (int i = 0; i < v.rank; ++i) {
-    v.shape[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(a.shape(static_cast<std::size_t>(i)));
+    v.shape[static_cast<std::size_t>(i)] =
+        static_cast<std::int64_t>(a.shape(static_cast<std::size_t>(i)));
     v.strides[static_cast<std::size_t>(i)] = a.stride(static_cast<std::size_t>(i));
   }
 }
@@ -172,8 +184,10 @@ input as_input(nb::handle obj, std::string_view op, const char* name) {
   input in;
   in.owner = arr;
   if (!from_dlpack(a.dtype(), &in.view.type)) {
-    fail(status_code::unsupported, op, "%s has dtype %s (keel has int8, uint8, int32, float32, "
-         "float16)", name, dtype_text(arr).c_str());
+    fail(status_code::unsupported, op,
+         "%s has dtype %s (keel has int8, uint8, int32, float32, "
+         "float16)",
+         name, dtype_text(arr).c_str());
   }
   require_rank(op, name, a.ndim());
   fill_view(in.view, a);
@@ -198,8 +212,8 @@ output make_output(nb::handle out, std::span<const std::int64_t> shape, dtype ty
   }
   rw_array a;
   if (!nb::try_cast<rw_array>(o.owner, a)) {
-    fail(status_code::invalid_argument, op,
-         "out must be a writable numpy array (got %s)", nb::repr(out.type()).c_str());
+    fail(status_code::invalid_argument, op, "out must be a writable numpy array (got %s)",
+         nb::repr(out.type()).c_str());
   }
   if (!from_dlpack(a.dtype(), &o.view.type)) {
     fail(status_code::unsupported, op, "out has dtype %s (must be %s)", dtype_text(o.owner).c_str(),
@@ -297,13 +311,15 @@ std::int32_t as_int32(nb::handle obj, std::int32_t absent, std::string_view op, 
 requant_mode parse_requant(std::string_view s, std::string_view op) {
   if (s == "fixed_point") return requant_mode::fixed_point;
   if (s == "float_scale") return requant_mode::float_scale;
-  fail(status_code::invalid_argument, op, "requant = '%.*s' (must be 'fixed_point' or "
-       "'float_scale')", static_cast<int>(s.size()), s.data());
+  fail(status_code::invalid_argument, op,
+       "requant = '%.*s' (must be 'fixed_point' or "
+       "'float_scale')",
+       static_cast<int>(s.size()), s.data());
 }
 
 output_quant make_output_quant(dtype type, double scale, nb::handle zero_point,
-                               nb::handle clamp_min, nb::handle clamp_max,
-                               std::string_view requant, std::string_view op) {
+                               nb::handle clamp_min, nb::handle clamp_max, std::string_view requant,
+                               std::string_view op) {
   output_quant o;
   o.type = type;
   o.mode = parse_requant(requant, op);

@@ -100,8 +100,7 @@ output make_output(nb::handle out, std::span<const std::int64_t> shape, dtype ty
 
 // Packed int4 storage: a uint8 array [..., ceil(K/2)] viewed as s4/u4 [..., K] (K given, or
 // twice the bytes of a row when k < 0). The innermost byte stride must be 1 (checked).
-input as_int4_input(nb::handle obj, dtype t, std::int64_t k, std::string_view op,
-                    const char* name);
+input as_int4_input(nb::handle obj, dtype t, std::int64_t k, std::string_view op, const char* name);
 
 // ---- per-call parameters -------------------------------------------------------------------
 
@@ -118,7 +117,7 @@ requant_mode parse_requant(std::string_view s, std::string_view op);
 
 // The output stage of matmul_i8 and conv2d_i8 from the Python keywords.
 output_quant make_output_quant(dtype type, double scale, nb::handle zero_point,
-                               nb::handle clamp_min, nb::handle clamp_max,
-                               std::string_view requant, std::string_view op);
+                               nb::handle clamp_min, nb::handle clamp_max, std::string_view requant,
+                               std::string_view op);
 
 }  // namespace keel::python

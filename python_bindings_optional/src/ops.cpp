@@ -20,7 +20,9 @@ namespace keel::python {
 
 namespace {
 
-nb::module_ numpy() { return nb::module_::import_("numpy"); }
+nb::module_ numpy() {
+  return nb::module_::import_("numpy");
+}
 
 // A contiguous copy owned by a packed object.
 nb::object owned_copy(nb::handle obj) {
@@ -91,9 +93,11 @@ nb::object matmul_i8(nb::handle a_obj, nb::handle b_obj, nb::handle a_zero_point
   }
 
   const std::int64_t shape3[] = {d.batch, d.m, d.n};
-  const std::span<const std::int64_t> shape =
-      batched ? std::span<const std::int64_t>(shape3, 3) : std::span<const std::int64_t>(shape3 + 1, 2);
-  const dtype default_out = out_dtype.is_none() ? dtype::s32 : parse_dtype(out_dtype, op, "out_dtype");
+  const std::span<const std::int64_t> shape = batched
+                                                  ? std::span<const std::int64_t>(shape3, 3)
+                                                  : std::span<const std::int64_t>(shape3 + 1, 2);
+  const dtype default_out =
+      out_dtype.is_none() ? dtype::s32 : parse_dtype(out_dtype, op, "out_dtype");
   output o = make_output(out, shape, default_out, op);
   const dtype out_type = (out_dtype.is_none() && !out.is_none()) ? o.view.type : default_out;
   d.out = make_output_quant(out_type, out_scale, out_zero_point, clamp_min, clamp_max, requant, op);
@@ -144,8 +148,7 @@ i4_activation parse_activation(std::string_view s) {
   if (s == "f32") return i4_activation::f32;
   if (s == "dynamic_s8") return i4_activation::dynamic_s8;
   fail(status_code::invalid_argument, "matmul_i4",
-       "activation = '%.*s' (must be 'f32' or 'dynamic_s8')", static_cast<int>(s.size()),
-       s.data());
+       "activation = '%.*s' (must be 'f32' or 'dynamic_s8')", static_cast<int>(s.size()), s.data());
 }
 
 dtype parse_int4_dtype(nb::handle h, std::string_view op) {
@@ -206,8 +209,9 @@ nb::object matmul_i4(nb::handle a_obj, nb::handle b_obj, nb::handle scale, nb::h
   }
 
   const std::int64_t shape3[] = {d.batch, d.m, d.n};
-  const std::span<const std::int64_t> shape =
-      batched ? std::span<const std::int64_t>(shape3, 3) : std::span<const std::int64_t>(shape3 + 1, 2);
+  const std::span<const std::int64_t> shape = batched
+                                                  ? std::span<const std::int64_t>(shape3, 3)
+                                                  : std::span<const std::int64_t>(shape3 + 1, 2);
   output o = make_output(out, shape, dtype::f32, op);
   args.out = o.view;
 
@@ -219,10 +223,9 @@ nb::object matmul_i4(nb::handle a_obj, nb::handle b_obj, nb::handle scale, nb::h
   return o.owner;
 }
 
-packed_matmul_i4* pack_matmul_i4(nb::handle b_obj, std::optional<std::int64_t> k,
-                                 nb::handle scale, nb::handle zero_point, nb::handle bias,
-                                 nb::handle weight_dtype, std::int64_t group_size,
-                                 nb::handle backend) {
+packed_matmul_i4* pack_matmul_i4(nb::handle b_obj, std::optional<std::int64_t> k, nb::handle scale,
+                                 nb::handle zero_point, nb::handle bias, nb::handle weight_dtype,
+                                 std::int64_t group_size, nb::handle backend) {
   constexpr std::string_view op = "matmul_i4";
   const backend_id id = parse_backend(backend, op);
   auto p = std::make_unique<packed_matmul_i4>();
@@ -369,7 +372,8 @@ nb::object conv2d_i8(nb::handle x_obj, nb::handle w_obj, nb::handle stride, nb::
   d.in_zero_point = as_int32(in_zero_point, 0, op, "input zero point");
   d.in_scale = static_cast<float>(in_scale);
 
-  const dtype default_out = out_dtype.is_none() ? dtype::s32 : parse_dtype(out_dtype, op, "out_dtype");
+  const dtype default_out =
+      out_dtype.is_none() ? dtype::s32 : parse_dtype(out_dtype, op, "out_dtype");
   // The output shape needs a valid geometry; validate(desc) reports anything else.
   const Result<conv2d_geometry> g = conv2d_output_geometry(d);
   check(g.status());
@@ -589,9 +593,9 @@ nb::tuple quantize_rows_s8(nb::handle x_obj) {
       }
     }
     for (std::int64_t r = 0; r < rows; ++r) {
-      *s.view.at<float>(r) = reference::quantize_row_s8_symmetric(
-          x.view.at<float>(r * x.view.stride(0)), x.view.stride(1), k,
-          q.view.at<std::int8_t>(r * k));
+      *s.view.at<float>(r) =
+          reference::quantize_row_s8_symmetric(x.view.at<float>(r * x.view.stride(0)),
+                                               x.view.stride(1), k, q.view.at<std::int8_t>(r * k));
     }
     return Status::Ok();
   }));
@@ -614,8 +618,8 @@ nb::object pack_int4(nb::handle values, nb::handle weight_dtype) {
   std::int64_t out_shape[4] = {};
   for (int i = 0; i < v.ndim(); ++i) out_shape[i] = v.dim(i);
   out_shape[v.ndim() - 1] = (k + 1) / 2;
-  output o = make_output(nb::none(), std::span<const std::int64_t>(out_shape, v.ndim()), dtype::u8,
-                         op);
+  output o =
+      make_output(nb::none(), std::span<const std::int64_t>(out_shape, v.ndim()), dtype::u8, op);
   const std::int32_t* src = v.view.at<std::int32_t>(0);
   for (std::int64_t i = 0; i < rows * k; ++i) {
     if (src[i] < min_of(t) || src[i] > max_of(t)) {
@@ -675,47 +679,61 @@ void bind_ops(nb::module_& m) {
       m, "PackedMatmulI8",
       "int8 matmul weights packed once by one backend (keel.pack_matmul_i8). Pass it as B to\n"
       "keel.matmul_i8; it owns a copy of the weights, so the caller's arrays may change.")
-      .def_prop_ro("k", [](const packed_matmul_i8& p) { return p.desc.k; }, "Reduction length K.")
-      .def_prop_ro("n", [](const packed_matmul_i8& p) { return p.desc.n; }, "Output columns N.")
-      .def_prop_ro("weight_dtype",
-                   [](const packed_matmul_i8& p) { return std::string(to_string(p.desc.b_type)); },
-                   "'s8' or 'u8'.")
-      .def_prop_ro("backend", [](const packed_matmul_i8& p) { return std::string(backend_name(p.backend)); },
-                   "The backend that packed it, and the one that runs it.")
-      .def_prop_ro("weights", [](const packed_matmul_i8& p) { return p.b_copy; },
-                   "The weights as packed ([K, N] or [batch, K, N]), read-only by convention.")
+      .def_prop_ro(
+          "k", [](const packed_matmul_i8& p) { return p.desc.k; }, "Reduction length K.")
+      .def_prop_ro(
+          "n", [](const packed_matmul_i8& p) { return p.desc.n; }, "Output columns N.")
+      .def_prop_ro(
+          "weight_dtype",
+          [](const packed_matmul_i8& p) { return std::string(to_string(p.desc.b_type)); },
+          "'s8' or 'u8'.")
+      .def_prop_ro(
+          "backend", [](const packed_matmul_i8& p) { return std::string(backend_name(p.backend)); },
+          "The backend that packed it, and the one that runs it.")
+      .def_prop_ro(
+          "weights", [](const packed_matmul_i8& p) { return p.b_copy; },
+          "The weights as packed ([K, N] or [batch, K, N]), read-only by convention.")
       .def("__repr__", [](const packed_matmul_i8& p) {
-        return "keel.PackedMatmulI8(k=" + std::to_string(p.desc.k) + ", n=" +
-               std::to_string(p.desc.n) + ", weight_dtype='" + std::string(to_string(p.desc.b_type)) +
-               "', backend='" + std::string(backend_name(p.backend)) + "')";
+        return "keel.PackedMatmulI8(k=" + std::to_string(p.desc.k) +
+               ", n=" + std::to_string(p.desc.n) + ", weight_dtype='" +
+               std::string(to_string(p.desc.b_type)) + "', backend='" +
+               std::string(backend_name(p.backend)) + "')";
       });
 
   nb::class_<packed_matmul_i4>(
       m, "PackedMatmulI4",
       "int4 matmul weights packed once by one backend (keel.pack_matmul_i4). Pass it as B to\n"
       "keel.matmul_i4; it owns a copy of the weights, scales and zero points.")
-      .def_prop_ro("k", [](const packed_matmul_i4& p) { return p.desc.k; }, "Reduction length K.")
-      .def_prop_ro("n", [](const packed_matmul_i4& p) { return p.desc.n; }, "Output columns N.")
-      .def_prop_ro("group_size", [](const packed_matmul_i4& p) { return p.desc.group_size; },
-                   "Elements of K per scale.")
-      .def_prop_ro("weight_dtype",
-                   [](const packed_matmul_i4& p) { return std::string(to_string(p.desc.b_type)); },
-                   "'s4' or 'u4'.")
-      .def_prop_ro("backend", [](const packed_matmul_i4& p) { return std::string(backend_name(p.backend)); },
-                   "The backend that packed it, and the one that runs it.")
+      .def_prop_ro(
+          "k", [](const packed_matmul_i4& p) { return p.desc.k; }, "Reduction length K.")
+      .def_prop_ro(
+          "n", [](const packed_matmul_i4& p) { return p.desc.n; }, "Output columns N.")
+      .def_prop_ro(
+          "group_size", [](const packed_matmul_i4& p) { return p.desc.group_size; },
+          "Elements of K per scale.")
+      .def_prop_ro(
+          "weight_dtype",
+          [](const packed_matmul_i4& p) { return std::string(to_string(p.desc.b_type)); },
+          "'s4' or 'u4'.")
+      .def_prop_ro(
+          "backend", [](const packed_matmul_i4& p) { return std::string(backend_name(p.backend)); },
+          "The backend that packed it, and the one that runs it.")
       .def("__repr__", [](const packed_matmul_i4& p) {
-        return "keel.PackedMatmulI4(k=" + std::to_string(p.desc.k) + ", n=" +
-               std::to_string(p.desc.n) + ", group_size=" + std::to_string(p.desc.group_size) +
-               ", weight_dtype='" + std::string(to_string(p.desc.b_type)) + "', backend='" +
+        return "keel.PackedMatmulI4(k=" + std::to_string(p.desc.k) +
+               ", n=" + std::to_string(p.desc.n) +
+               ", group_size=" + std::to_string(p.desc.group_size) + ", weight_dtype='" +
+               std::string(to_string(p.desc.b_type)) + "', backend='" +
                std::string(backend_name(p.backend)) + "')";
       });
 
-  m.def("matmul_i8", &matmul_i8, arg("a").none(), arg("b").none(), nb::kw_only(), arg("a_zero_point") = 0,
-        arg("a_scale") = 1.0, arg("b_scale") = none, arg("b_zero_point") = none,
-        arg("bias") = none, arg("out_dtype") = none, arg("out_scale") = 1.0,
-        arg("out_zero_point") = none, arg("clamp_min") = none, arg("clamp_max") = none,
-        arg("requant") = "fixed_point", arg("out") = none, arg("backend") = none,
-        R"(int8 matrix multiply: out[b, m, n] = stage(sum_k (A[b,m,k] - za) * (B[b?,k,n] - zb[n]) + bias[n]).
+  m.def("matmul_i8", &matmul_i8, arg("a").none(), arg("b").none(), nb::kw_only(),
+        arg("a_zero_point") = 0, arg("a_scale") = 1.0, arg("b_scale") = none,
+        arg("b_zero_point") = none, arg("bias") = none, arg("out_dtype") = none,
+        arg("out_scale") = 1.0, arg("out_zero_point") = none, arg("clamp_min") = none,
+        arg("clamp_max") = none, arg("requant") = "fixed_point", arg("out") = none,
+        arg("backend") = none,
+        R"(int8 matrix multiply:
+out[b, m, n] = stage(sum_k (A[b,m,k] - za) * (B[b?,k,n] - zb[n]) + bias[n]).
 
 A is int8 or uint8, [M, K] or [batch, M, K]; B is int8 or uint8, [K, N] (shared by every batch)
 or [batch, K, N], or a PackedMatmulI8. The int32 sum is exact; the bias is added with saturation.
@@ -727,20 +745,21 @@ Arrays are read through their strides without copying; `out` is written in place
 backend: a name from keel.backends(), 'auto' (None), or a keel.Router. Raises keel.KeelError
 with keel's Status text on bad input, having written nothing.)");
 
-  m.def("pack_matmul_i8", &pack_matmul_i8, arg("b").none(), nb::kw_only(), arg("b_scale") = none,
-        arg("b_zero_point") = none, arg("bias") = none, arg("out_dtype") = none,
-        arg("backend") = none,
-        nb::rv_policy::take_ownership,
-        R"(Packs int8 matmul weights B ([K, N] or [batch, K, N], int8 or uint8) with their per-column
+  m.def(
+      "pack_matmul_i8", &pack_matmul_i8, arg("b").none(), nb::kw_only(), arg("b_scale") = none,
+      arg("b_zero_point") = none, arg("bias") = none, arg("out_dtype") = none,
+      arg("backend") = none, nb::rv_policy::take_ownership,
+      R"(Packs int8 matmul weights B ([K, N] or [batch, K, N], int8 or uint8) with their per-column
 scales, zero points and int32 bias into the backend's layout, once. out_dtype names the output
 the weights will mostly serve (default float32 with b_scale, int32 without; a backend may check
 that it can produce it). Returns a PackedMatmulI8 for keel.matmul_i8.)");
 
-  m.def("matmul_i4", &matmul_i4, arg("a").none(), arg("b").none(), nb::kw_only(), arg("scale") = none,
-        arg("zero_point") = none, arg("bias") = none, arg("weight_dtype") = "s4",
-        arg("group_size") = 32, arg("activation") = "f32", arg("out") = none,
-        arg("backend") = none,
-        R"(int4-weight matrix multiply: out[b, m, n] = sum_g s[n,g] * sum_{k in g} A'[b,m,k] * (W[n,k] - z[n,g]) + bias[n].
+  m.def("matmul_i4", &matmul_i4, arg("a").none(), arg("b").none(), nb::kw_only(),
+        arg("scale") = none, arg("zero_point") = none, arg("bias") = none,
+        arg("weight_dtype") = "s4", arg("group_size") = 32, arg("activation") = "f32",
+        arg("out") = none, arg("backend") = none,
+        R"(int4-weight matrix multiply:
+out[b, m, n] = sum_g s[n,g] * sum_{k in g} A'[b,m,k] * (W[n,k] - z[n,g]) + bias[n].
 
 A is float32 [M, K] or [batch, M, K]. B is the packed int4 weights, uint8 [N, ceil(K/2)] (two
 elements a byte, low nibble first: keel.pack_int4), or a PackedMatmulI4. scale is float32 or
@@ -757,12 +776,11 @@ int8 symmetrically, exact int32 group sums). bias: float32, none or N. Returns f
 group scales, zero points and bias, once. Returns a PackedMatmulI4 for keel.matmul_i4.)");
 
   m.def("conv2d_i8", &conv2d_i8, arg("x").none(), arg("w").none(), nb::kw_only(), arg("stride") = 1,
-        arg("dilation") = 1, arg("padding") = "valid", arg("groups") = 1,
-        arg("in_zero_point") = 0, arg("in_scale") = 1.0, arg("w_scale") = none,
-        arg("w_zero_point") = none, arg("bias") = none, arg("out_dtype") = none,
-        arg("out_scale") = 1.0, arg("out_zero_point") = none, arg("clamp_min") = none,
-        arg("clamp_max") = none, arg("requant") = "fixed_point", arg("out") = none,
-        arg("backend") = none,
+        arg("dilation") = 1, arg("padding") = "valid", arg("groups") = 1, arg("in_zero_point") = 0,
+        arg("in_scale") = 1.0, arg("w_scale") = none, arg("w_zero_point") = none,
+        arg("bias") = none, arg("out_dtype") = none, arg("out_scale") = 1.0,
+        arg("out_zero_point") = none, arg("clamp_min") = none, arg("clamp_max") = none,
+        arg("requant") = "fixed_point", arg("out") = none, arg("backend") = none,
         R"(int8 2-D convolution, NHWC input [N, H, W, C_in] (int8/uint8, zero point in_zero_point),
 OHWI weights [C_out, KH, KW, C_in / groups] (int8/uint8, per-channel w_scale and w_zero_point),
 int32 bias per output channel. stride and dilation: an int or (h, w). padding: 'valid', 'same'
@@ -775,7 +793,8 @@ matmul_i8's (out_dtype, out_scale, out_zero_point, clamp, requant). Returns [N, 
         arg("softmax_scale") = 0.0, arg("causal") = false, arg("causal_offset") = none,
         arg("mask") = none, arg("out_dtype") = none, arg("out_scale") = 1.0, arg("out") = none,
         arg("backend") = none,
-        R"(Scaled dot-product attention: out = softmax(softmax_scale * Q K^T + mask) V per batch and head.
+        R"(Scaled dot-product attention, per batch and head:
+out = softmax(softmax_scale * Q K^T + mask) V.
 
 Q [B, Hq, Sq, D] float32 or int8; K [B, Hkv, Skv, D] and V [B, Hkv, Skv, Dv] both int8 or both
 float32 (Hkv divides Hq: grouped-query). int8 operands need their scales: a scalar (per tensor),
@@ -785,24 +804,29 @@ j <= i + causal_offset (default Skv - Sq); or mask: an additive float32 [B|1, Hq
 (-inf hides a key). A row with every key hidden is zeros. Output float32, or int8 with out_scale.
 Strided views (e.g. a [S, H, D] projection transposed to [1, H, S, D]) are read in place.)");
 
-  m.def("quantize_linear", &quantize_linear, arg("x").none(), arg("scale"), arg("zero_point") = none,
-        nb::kw_only(), arg("axis") = none, arg("dtype") = "int8", arg("out") = none,
-        R"(ONNX QuantizeLinear: y = saturate(round_half_even(x / scale) + zero_point), float32 -> int8 or
-uint8. Per tensor (axis None) or per index of `axis` (scale and zero_point of that length).)");
+  m.def("quantize_linear", &quantize_linear, arg("x").none(), arg("scale").none(),
+        arg("zero_point") = none, nb::kw_only(), arg("axis") = none, arg("dtype") = "int8",
+        arg("out") = none,
+        R"(ONNX QuantizeLinear: y = saturate(round_half_even(x / scale) + zero_point), float32 ->
+int8 or uint8. Per tensor (axis None) or per index of `axis` (scale and zero_point of that
+length).)");
 
-  m.def("dequantize_linear", &dequantize_linear, arg("x").none(), arg("scale"), arg("zero_point") = none,
-        nb::kw_only(), arg("axis") = none, arg("out") = none,
-        R"(ONNX DequantizeLinear: y = float32(x - zero_point) * scale, for int8, uint8 or int32 x. Per
+  m.def(
+      "dequantize_linear", &dequantize_linear, arg("x").none(), arg("scale").none(),
+      arg("zero_point") = none, nb::kw_only(), arg("axis") = none, arg("out") = none,
+      R"(ONNX DequantizeLinear: y = float32(x - zero_point) * scale, for int8, uint8 or int32 x. Per
 tensor (axis None) or per index of `axis`.)");
 
-  m.def("dynamic_quantize_linear", &dynamic_quantize_linear, arg("x").none(), nb::kw_only(),
-        arg("out") = none,
-        R"(ONNX DynamicQuantizeLinear: float32 x -> (y uint8, scale float32, zero_point int) with the
+  m.def(
+      "dynamic_quantize_linear", &dynamic_quantize_linear, arg("x").none(), nb::kw_only(),
+      arg("out") = none,
+      R"(ONNX DynamicQuantizeLinear: float32 x -> (y uint8, scale float32, zero_point int) with the
 range widened to include 0, scale = (max - min) / 255. An all-zero x gives scale 0, zero point
 0. NaN or infinity raises keel.KeelError.)");
 
-  m.def("quantize_rows_s8", &quantize_rows_s8, arg("x").none(),
-        R"(The dynamic int8 row quantizer of matmul_i4 (activation='dynamic_s8'): each row of float32
+  m.def(
+      "quantize_rows_s8", &quantize_rows_s8, arg("x").none(),
+      R"(The dynamic int8 row quantizer of matmul_i4 (activation='dynamic_s8'): each row of float32
 x [rows, K] becomes int8 q = clamp(round_half_even(x / s), -127, 127) with s = max|row| / 127
 (0 for an all-zero row). Returns (q int8 [rows, K], s float32 [rows]).)");
 
@@ -810,7 +834,8 @@ x [rows, K] becomes int8 q = clamp(round_half_even(x / s), -127, 127) with s = m
         R"(Packs int4 values (integers in [-8, 7] for 's4', [0, 15] for 'u4'; K last, rank 1 to 3)
 into uint8 bytes [..., ceil(K/2)]: two a byte, low nibble first, as keel's int4 views read them.)");
 
-  m.def("unpack_int4", &unpack_int4, arg("packed").none(), arg("k") = none, arg("weight_dtype") = "s4",
+  m.def("unpack_int4", &unpack_int4, arg("packed").none(), arg("k") = none,
+        arg("weight_dtype") = "s4",
         R"(The inverse of pack_int4: uint8 bytes [..., ceil(K/2)] -> int8 ('s4') or uint8 ('u4')
 values [..., K]; k defaults to twice the row bytes.)");
 }

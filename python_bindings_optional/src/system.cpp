@@ -316,10 +316,10 @@ std::unique_ptr<router_object> make_router() {
   return std::make_unique<router_impl<Board, Policy>>();
 }
 
-#define KEEL_PY_BOARD(key, type)                                                         \
-  router_entry{key, "latency_first", &make_router<boards::type, latency_first>,         \
-               &boards::type::profile},                                                  \
-      router_entry {                                                                     \
+#define KEEL_PY_BOARD(key, type)                                                          \
+  router_entry{key, "latency_first", &make_router<boards::type, latency_first>,           \
+               &boards::type::profile},                                                   \
+      router_entry {                                                                      \
     key, "energy_first", &make_router<boards::type, energy_first>, &boards::type::profile \
   }
 
@@ -359,8 +359,8 @@ const router_entry& find_router(std::string_view board, std::string_view policy)
          static_cast<int>(board.size()), board.data(), board_keys().c_str());
   }
   fail(status_code::unsupported, "router",
-       "policy '%.*s' (must be 'latency_first' or 'energy_first')",
-       static_cast<int>(policy.size()), policy.data());
+       "policy '%.*s' (must be 'latency_first' or 'energy_first')", static_cast<int>(policy.size()),
+       policy.data());
 }
 
 nb::dict profile_dict(const boards::board_profile& p) {
@@ -387,8 +387,7 @@ nb::dict profile_dict(const boards::board_profile& p) {
   for (int k = 0; k < kOpKindCount; ++k) {
     if (p.npu.ops & op_bit(static_cast<op_kind>(k))) ops.append(to_string(static_cast<op_kind>(k)));
   }
-  for (dtype t : {dtype::s8, dtype::u8, dtype::s4, dtype::u4, dtype::s32, dtype::f32,
-                  dtype::f16}) {
+  for (dtype t : {dtype::s8, dtype::u8, dtype::s4, dtype::u4, dtype::s32, dtype::f32, dtype::f16}) {
     if (p.npu.dtypes & dtype_bit(t)) dts.append(to_string(t));
   }
   npu_d["ops"] = ops;
@@ -414,8 +413,10 @@ op_kind parse_op(std::string_view s) {
   for (int k = 0; k < kOpKindCount; ++k) {
     if (to_string(static_cast<op_kind>(k)) == s) return static_cast<op_kind>(k);
   }
-  fail(status_code::invalid_argument, "router", "op '%.*s' (must be an op name such as "
-       "'matmul_i8')", static_cast<int>(s.size()), s.data());
+  fail(status_code::invalid_argument, "router",
+       "op '%.*s' (must be an op name such as "
+       "'matmul_i8')",
+       static_cast<int>(s.size()), s.data());
 }
 
 npu::fault_kind parse_fault(std::string_view s) {
@@ -450,9 +451,8 @@ Status run_any(const runner& r, const Desc& d, const Args& a) {
     router_object* ro = r.router;
     return released(&ro->mutex, [&] { return ro->run(d, a); });
   }
-  return with_backend(r.id, [&](auto& b, std::mutex* m) {
-    return released(m, [&] { return b.run(d, a); });
-  });
+  return with_backend(
+      r.id, [&](auto& b, std::mutex* m) { return released(m, [&] { return b.run(d, a); }); });
 }
 }  // namespace
 
@@ -590,7 +590,8 @@ void bind_system(nb::module_& m) {
           d["bit_exact"] = b.caps.bit_exact;
           nb::list ops, wts;
           for (int k = 0; k < kOpKindCount; ++k) {
-            if (b.caps.runs(static_cast<op_kind>(k))) ops.append(to_string(static_cast<op_kind>(k)));
+            if (b.caps.runs(static_cast<op_kind>(k)))
+              ops.append(to_string(static_cast<op_kind>(k)));
           }
           for (dtype t : {dtype::s8, dtype::u8, dtype::s4, dtype::u4}) {
             if (b.caps.accepts_weights(t)) wts.append(to_string(t));
@@ -641,10 +642,12 @@ void bind_system(nb::module_& m) {
             new (self) router_handle{e.make()};
           },
           nb::arg("board") = "generic_x86_64_avx2", nb::arg("policy") = "latency_first")
-      .def_prop_ro("board", [](const router_handle& h) { return std::string(h.impl->board()); },
-                   "The board profile's name.")
-      .def_prop_ro("policy", [](const router_handle& h) { return std::string(h.impl->policy()); },
-                   "The policy's name.")
+      .def_prop_ro(
+          "board", [](const router_handle& h) { return std::string(h.impl->board()); },
+          "The board profile's name.")
+      .def_prop_ro(
+          "policy", [](const router_handle& h) { return std::string(h.impl->policy()); },
+          "The policy's name.")
       .def_prop_ro(
           "backends",
           [](const router_handle& h) {

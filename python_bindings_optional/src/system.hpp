@@ -65,8 +65,8 @@ Status run(const runner& r, const attention_desc& d, const attention_args& a);
 // change a packed object.
 struct packed_matmul_i8 {
   backend_id backend = backend_id::reference;
-  matmul_i8_desc desc{};       // n, k, b_type, b_batched (and batch when b_batched)
-  nb::object b_copy;           // the weights as packed (kept for views and for .weights)
+  matmul_i8_desc desc{};  // n, k, b_type, b_batched (and batch when b_batched)
+  nb::object b_copy;      // the weights as packed (kept for views and for .weights)
   std::vector<float> scale;
   std::vector<std::int32_t> zero_point, bias;
   std::variant<std::monostate, backends::reference_backend::packed_matmul_i8,
@@ -86,7 +86,8 @@ struct packed_matmul_i4 {
   std::vector<float> bias;
   std::variant<std::monostate, backends::reference_backend::packed_matmul_i4
 #if defined(KEEL_PY_HAVE_CPU) && KEEL_PY_HAVE_CPU
-               , backends::cpu_backend::packed_matmul_i4
+               ,
+               backends::cpu_backend::packed_matmul_i4
 #endif
                >
       packed;

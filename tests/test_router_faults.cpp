@@ -211,6 +211,13 @@ TEST_CASE("every accelerator lost: the reference serves, and then alone") {
   CHECK(rep.attempts == 1);
   CHECK(rep.held_out);
   for (int i = 0; i < 40; ++i) run_one(r, g);  // probes come and fail; requests still complete
+  // An operator who knows the devices are back can put every backend in service at once.
+  r.backend<gpu_sim>().revive();
+  r.backend<npu_sim>().set_plan({});
+  r.backend<cpu_sim>().revive();
+  r.reset_health();
+  for (std::size_t i : {kGpu, kNpu, kCpu}) CHECK_FALSE(r.health(i).held_out);
+  CHECK(run_one(r, g).backend == "gpu-sim");
 }
 
 TEST_CASE("a failed backend's garbage never reaches the caller") {

@@ -15,7 +15,7 @@
 //   packing   := 'p' panel-cols 'k' k-group  B in panels of panel-cols columns, each column's
 //                                            k-group consecutive K values side by side ('p8k4')
 //   tile      := mr 'x' nr                   register tile: rows of A by columns of B
-//   isa       := 'scalar' | 'hwy' | 'avx2' | 'neon' | 'sdot' | 'i8mm'
+//   isa       := 'scalar' | 'hwy' | 'avx2' | 'avx512vnni' | 'neon' | 'sdot' | 'i8mm'
 //   technique := 'i32'                       products widened to int32 (plain C++)
 //              | 'w16'                       operands widened to int16, pairwise multiply-add
 //                                            into int32 (vpmaddwd and kin): exact for all input
@@ -23,6 +23,9 @@
 //                                            (vpmaddubsw), then into int32: exact only when the
 //                                            B pairs and the A range pass the check in
 //                                            docs/cpu-backend.md ("the ubs range check")
+//              | 'dp4'                       u8 x s8, 4 products summed into int32 with no
+//                                            narrower intermediate (vpdpbusd): exact for all
+//                                            input; A panels stored as u8
 //
 // Example: gemm_u8s8_s32_p8k4_6x8_avx2_w16.
 #pragma once
@@ -35,8 +38,8 @@
 namespace keel::kernels::gemm_i8 {
 
 enum class kernel_op : std::uint8_t { gemm, gemv };
-enum class isa : std::uint8_t { scalar, hwy, avx2, neon, sdot, i8mm };
-enum class technique : std::uint8_t { i32, w16, ubs };
+enum class isa : std::uint8_t { scalar, hwy, avx2, neon, sdot, i8mm, avx512vnni };
+enum class technique : std::uint8_t { i32, w16, ubs, dp4 };
 
 constexpr std::string_view to_string(kernel_op o) noexcept {
   return o == kernel_op::gemm ? "gemm" : "gemv";
@@ -49,6 +52,7 @@ constexpr std::string_view to_string(isa i) noexcept {
     case isa::neon: return "neon";
     case isa::sdot: return "sdot";
     case isa::i8mm: return "i8mm";
+    case isa::avx512vnni: return "avx512vnni";
   }
   return "?";
 }
@@ -57,6 +61,7 @@ constexpr std::string_view to_string(technique t) noexcept {
     case technique::i32: return "i32";
     case technique::w16: return "w16";
     case technique::ubs: return "ubs";
+    case technique::dp4: return "dp4";
   }
   return "?";
 }
@@ -72,7 +77,7 @@ struct packing {
 };
 
 // How the driver hands A to a microkernel: an A panel holds `mr` rows (zero-padded), k_group
-// values of each row side by side per K group, as u8 (ubs) or as int16 (w16, i32).
+// values of each row side by side per K group, as u8 (ubs, dp4) or as int16 (w16, i32).
 enum class a_format : std::uint8_t { u8, s16 };
 
 struct variant {
@@ -88,7 +93,7 @@ struct variant {
 
   constexpr int nr() const noexcept { return np * pack.panel_cols; }
   constexpr a_format a_layout() const noexcept {
-    return tech == technique::ubs ? a_format::u8 : a_format::s16;
+    return tech == technique::ubs || tech == technique::dp4 ? a_format::u8 : a_format::s16;
   }
   // True when the variant is exact for every input; false when the driver must prove the
   // ubs range check first.

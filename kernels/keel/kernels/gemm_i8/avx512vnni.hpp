@@ -1,0 +1,314 @@
+// keel/kernels/gemm_i8/avx512vnni.hpp — AVX-512 VNNI microkernels for int8 GEMM and GEMV.
+//
+// Compiled with a function-level target attribute, so a translation unit built for baseline
+// x86-64 still contains them and the binary runs on CPUs without AVX-512; the registry runs them
+// only where `missing_feature()` (below: CPUID and XGETBV) finds nothing missing.
+//
+// The instruction: vpdpbusd (AVX512_VNNI) multiplies 4 unsigned bytes of its first source by the
+// 4 corresponding signed bytes of its second, and adds the four products to a 32-bit lane. Each
+// product is formed as a signed 16-bit word (u8 x s8 lies in [-32640, 32385], so the word is
+// exact), and the words are added to the dword with no saturation (the saturating form is the
+// separate vpdpbusds); Intel SDM, "VPDPBUSD — Multiply and Add Unsigned and Signed Bytes"
+// (transcribed at https://www.felixcloutier.com/x86/vpdpbusd). So each lane computes
+// acc + a0*b0 + a1*b1 + a2*b2 + a3*b3 modulo 2^32: no int16 intermediate sum to saturate (the
+// trap of vpmaddubsw), for every A' in [0, 255] and B' in [-128, 127], any K. That is the
+// microkernel contract of variant.hpp exactly: technique `dp4`, exact for all inputs.
+//
+// Both kernels read the shared p8k4 B layout (a panel group: 8 columns x 4 K values, 32 bytes)
+// and the u8 A panels of packing.hpp, so the weights that pack() wrote serve every registered
+// kernel. How they use it (docs/cpu-backend.md, "AVX-512 VNNI kernels"):
+//
+// gemm 32x8 — the tile is transposed: a zmm of A holds 16 rows x 4 K values (one A panel group
+//   of 16 rows is exactly 64 contiguous bytes), and each B value (one column's 4 K values, one
+//   dword) is broadcast to all 16 lanes. Then one vpdpbusd adds 4 K steps of 16 rows of one
+//   column, and an accumulator holds a column of 16 rows. 32 rows x 8 columns = 16 accumulators,
+//   per K group 2 A loads + 8 broadcast loads for 16 vpdpbusd (the ports take 2 per cycle here:
+//   the ceiling row measures it). The tile is transposed back to rows once, at the end.
+// gemv 4x128 — rows of A are few, so B streams: a zmm load of 64 bytes is K groups g and g+1 of
+//   one panel's 8 columns; A's dwords of groups g and g+1 are spread to match (lanes 0-7 and
+//   8-15) with one vpermd per row; the two halves of the accumulator are added at the end.
+#pragma once
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define KEEL_GEMM_I8_HAVE_AVX512VNNI 1
+
+#include <cpuid.h>
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "keel/check.hpp"
+#include "keel/kernels/gemm_i8/variant.hpp"
+
+#define KEEL_TARGET_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), a self-initialized variable that
+// -Wmaybe-uninitialized and -Wuninitialized report once inlined into user code (GCC bug 105593, fixed in GCC 13):
+// silenced for this file only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace keel::kernels::gemm_i8::avx512vnni {
+
+inline constexpr packing kPacking{8, 4};
+inline constexpr int kGemmRows = 32;  // the gemm tile's rows: two zmm of 16 rows
+inline constexpr int kGemvRows = 4;   // the gemv's rows (M <= 4)
+
+// ---- CPU and OS support ----------------------------------------------------------------------
+
+namespace detail {
+
+// CPUID.(EAX=7,ECX=0): EBX bit 5 AVX2, bit 16 AVX512F, bit 30 AVX512BW, bit 31 AVX512VL; ECX bit 11
+// AVX512_VNNI. CPUID.1:ECX bit 27 OSXSAVE (XGETBV usable). XCR0 bits 1 (SSE), 2 (AVX), 5
+// (opmask), 6 (upper halves of ZMM0-15), 7 (ZMM16-31): all set when the OS saves the whole
+// AVX-512 state on a context switch (Intel SDM vol. 1, 15.2 "Detection of AVX-512 foundation
+// instructions").
+inline const char* probe_missing_feature() noexcept {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_max(0, nullptr) < 7) return "CPU lacks avx512f (no CPUID leaf 7)";
+  __cpuid_count(7, 0, eax, ebx, ecx, edx);
+  if ((ebx & (1u << 5)) == 0) return "CPU lacks avx2";  // the shared epilogue and A packer's
+  if ((ebx & (1u << 16)) == 0) return "CPU lacks avx512f";
+  if ((ebx & (1u << 30)) == 0) return "CPU lacks avx512bw";
+  if ((ebx & (1u << 31)) == 0) return "CPU lacks avx512vl";
+  if ((ecx & (1u << 11)) == 0) return "CPU lacks avx512_vnni";
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0 || (ecx & (1u << 27)) == 0) {
+    return "OS has not enabled XSAVE (no OSXSAVE), so the AVX-512 state is unusable";
+  }
+  unsigned xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & 0xE6u) != 0xE6u) return "OS has not enabled the ZMM and opmask state (XCR0)";
+  return nullptr;
+}
+
+}  // namespace detail
+
+// Why this machine cannot run the kernels of this file ("CPU lacks avx512_vnni", ...), or
+// nullptr when it can. Probed once per process.
+inline const char* missing_feature() noexcept {
+  static const char* const why = detail::probe_missing_feature();
+  return why;
+}
+inline bool cpu_supported() noexcept { return missing_feature() == nullptr; }
+
+namespace detail {
+
+KEEL_TARGET_AVX512VNNI inline __m512i broadcast_dword(const void* p) noexcept {
+  std::int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm512_set1_epi32(v);
+}
+
+// Accumulators are named variables (macros), not arrays, so that GCC keeps each in a register
+// (the AVX2 kernels found GCC 12 keeping an array of vectors in memory).
+#define KEEL_VNNI_FOR_COLS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+// ---- gemm 32x8 -------------------------------------------------------------------------------
+
+// Transposes 8 accumulators (column c: 16 rows in lanes 0..15) into rows of 8 int32 and stores
+// rows [0, rows) of them at raw + r * ld_raw. In three shuffle steps, per 128-bit lane L (rows
+// 4L..4L+3): dword interleave of column pairs, qword interleave of pair pairs (then u_i holds
+// columns 0-3 of row 4L+i and v_i columns 4-7), and a two-source qword permute that puts u_i's
+// and v_i's lane L side by side: 24 shuffles and up to 16 stores per 16 x 8 block.
+KEEL_TARGET_AVX512VNNI inline __attribute__((always_inline)) void store_columns_as_rows(
+    __m512i c0, __m512i c1, __m512i c2, __m512i c3, __m512i c4, __m512i c5, __m512i c6,
+    __m512i c7, int rows, std::int32_t* raw, std::int64_t ld_raw) noexcept {
+  const __m512i t0 = _mm512_unpacklo_epi32(c0, c1), t1 = _mm512_unpackhi_epi32(c0, c1);
+  const __m512i t2 = _mm512_unpacklo_epi32(c2, c3), t3 = _mm512_unpackhi_epi32(c2, c3);
+  const __m512i t4 = _mm512_unpacklo_epi32(c4, c5), t5 = _mm512_unpackhi_epi32(c4, c5);
+  const __m512i t6 = _mm512_unpacklo_epi32(c6, c7), t7 = _mm512_unpackhi_epi32(c6, c7);
+  const __m512i u[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+                        _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+  const __m512i v[4] = {_mm512_unpacklo_epi64(t4, t6), _mm512_unpackhi_epi64(t4, t6),
+                        _mm512_unpacklo_epi64(t5, t7), _mm512_unpackhi_epi64(t5, t7)};
+  // Qword indices: 0-7 pick from u, 8-15 from v. lo = rows i (low half) and 4 + i (high half),
+  // hi = rows 8 + i and 12 + i.
+  const __m512i idx_lo = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+  const __m512i idx_hi = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+  for (int i = 0; i < 4; ++i) {
+    const __m512i lo = _mm512_permutex2var_epi64(u[i], idx_lo, v[i]);
+    const __m512i hi = _mm512_permutex2var_epi64(u[i], idx_hi, v[i]);
+    const __m256i quarter[4] = {_mm512_castsi512_si256(lo), _mm512_extracti64x4_epi64(lo, 1),
+                                _mm512_castsi512_si256(hi), _mm512_extracti64x4_epi64(hi, 1)};
+    for (int q = 0; q < 4; ++q) {
+      const int r = 4 * q + i;
+      if (r < rows) _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + r * ld_raw), quarter[q]);
+    }
+  }
+}
+
+// One B panel (8 columns) against the 32-row u8 A panel, all of K. Halves = 1 computes rows
+// 0-15 only (a tile of at most 16 valid rows), 2 all 32. A panel group g: 128 bytes, rows 0-31
+// x 4 K values (packing.hpp, pack_a_panel with mr = 32); B panel group g: 32 bytes.
+template <int Halves>
+KEEL_TARGET_AVX512VNNI inline void dp4_panel(const std::uint8_t* a, const std::int8_t* b,
+                                             std::int64_t kq, int rows, std::int32_t* raw,
+                                             std::int64_t ld_raw) noexcept {
+  static_assert(Halves == 1 || Halves == 2, "a 32-row tile is one or two halves of 16 rows");
+  // Setup: accumulator c##h = column c, rows 16h .. 16h + 15.
+#define KEEL_VNNI_DECLARE(c) __m512i acc##c##_0 = _mm512_setzero_si512(), acc##c##_1 = acc##c##_0;
+  KEEL_VNNI_FOR_COLS(KEEL_VNNI_DECLARE)
+#undef KEEL_VNNI_DECLARE
+
+  // Main loop: per K group, the A rows as one or two zmm, then per column one broadcast of its
+  // 4 B values and one vpdpbusd per half.
+  for (std::int64_t g = 0; g < kq; ++g) {
+    const std::uint8_t* ag = a + g * (kGemmRows * 4);
+    const __m512i a0 = _mm512_loadu_si512(ag);
+    const __m512i a1 = Halves > 1 ? _mm512_loadu_si512(ag + 64) : a0;
+    const std::int8_t* bg = b + g * 32;
+#define KEEL_VNNI_STEP(c)                                              \
+  {                                                                    \
+    const __m512i bc = broadcast_dword(bg + 4 * (c));                  \
+    acc##c##_0 = _mm512_dpbusd_epi32(acc##c##_0, a0, bc);                  \
+    if constexpr (Halves > 1) acc##c##_1 = _mm512_dpbusd_epi32(acc##c##_1, a1, bc); \
+  }
+    KEEL_VNNI_FOR_COLS(KEEL_VNNI_STEP)
+#undef KEEL_VNNI_STEP
+  }
+
+  // Store: back to rows.
+  store_columns_as_rows(acc0_0, acc1_0, acc2_0, acc3_0, acc4_0, acc5_0, acc6_0, acc7_0, rows < 16 ? rows : 16,
+                        raw, ld_raw);
+  if constexpr (Halves > 1) {
+    store_columns_as_rows(acc0_1, acc1_1, acc2_1, acc3_1, acc4_1, acc5_1, acc6_1, acc7_1, rows - 16,
+                          raw + 16 * ld_raw, ld_raw);
+  }
+}
+
+template <int Halves>
+KEEL_TARGET_AVX512VNNI void dp4_tile(const ukernel_args& p) noexcept {
+  const auto* a = static_cast<const std::uint8_t*>(p.a);
+  for (int j = 0; j < p.panels; ++j) {
+    dp4_panel<Halves>(a, p.b + j * p.b_panel_stride, p.kq, p.rows, p.raw + j * 8, p.ld_raw);
+  }
+}
+
+// ---- gemv 4x128 ------------------------------------------------------------------------------
+
+// Rows (1..4) rows of the 4-row u8 A panel against `panels` consecutive B panels, each streamed
+// once, with a software prefetch kPrefetchBytes ahead of the load stream (the panels are
+// contiguous: "ahead" runs on into the next panel).
+//
+// Per pair of K groups (g, g+1): the B load is [g: c0..c7 | g+1: c0..c7] (64 bytes); the 32
+// bytes of A at group g are [g: r0..r3 | g+1: r0..r3], and vpermd with sel_r (lanes 0-7 from
+// dword r, lanes 8-15 from dword 4 + r) lines row r's two dwords up with it. Two pairs per step
+// with their own accumulators, so that the vpdpbusd latency (a chain per row) never limits the
+// stream. The halves (even and odd groups) are added at the end.
+template <int Rows, int kPrefetchBytes>
+KEEL_TARGET_AVX512VNNI void gemv_dp4_tile(const ukernel_args& p) noexcept {
+  static_assert(Rows >= 1 && Rows <= kGemvRows, "gemv_dp4_tile handles 1..4 rows");
+  constexpr int kAGroup = kGemvRows * 4;  // bytes of A per K group
+  const auto* a = static_cast<const std::uint8_t*>(p.a);
+  const std::int64_t kq = p.kq;
+#define KEEL_GEMV_FOR_ROWS(X) X(0) X(1) X(2) X(3)
+#define KEEL_GEMV_SEL(r)                                                                      \
+  const __m512i sel##r = _mm512_set_epi32(4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r,    \
+                                          4 + r, r, r, r, r, r, r, r, r);
+  KEEL_GEMV_FOR_ROWS(KEEL_GEMV_SEL)
+#undef KEEL_GEMV_SEL
+  for (int j = 0; j < p.panels; ++j) {
+    const std::int8_t* b = p.b + j * p.b_panel_stride;
+#define KEEL_GEMV_DECLARE(r) __m512i even##r = _mm512_setzero_si512(), odd##r = even##r;
+    KEEL_GEMV_FOR_ROWS(KEEL_GEMV_DECLARE)
+#undef KEEL_GEMV_DECLARE
+
+    // Main loop: 4 K groups (128 bytes of B, two cache lines) per step.
+    std::int64_t g = 0;
+    for (; g + 4 <= kq; g += 4) {
+      const std::int8_t* bg = b + g * 32;
+      if constexpr (kPrefetchBytes > 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(bg + kPrefetchBytes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(bg + kPrefetchBytes + 64), _MM_HINT_T0);
+      }
+      const __m512i b0 = _mm512_loadu_si512(bg);
+      const __m512i b1 = _mm512_loadu_si512(bg + 64);
+      const __m512i a0 = _mm512_castsi256_si512(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + g * kAGroup)));
+      const __m512i a1 = _mm512_castsi256_si512(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + (g + 2) * kAGroup)));
+#define KEEL_GEMV_ROW(r)                                                                 \
+  if constexpr (Rows > r) {                                                              \
+    even##r = _mm512_dpbusd_epi32(even##r, _mm512_permutexvar_epi32(sel##r, a0), b0);    \
+    odd##r = _mm512_dpbusd_epi32(odd##r, _mm512_permutexvar_epi32(sel##r, a1), b1);      \
+  }
+      KEEL_GEMV_FOR_ROWS(KEEL_GEMV_ROW)
+#undef KEEL_GEMV_ROW
+    }
+
+    // Leftovers: one more pair, then a single group (its B half: 32 bytes, the upper lanes
+    // zero, so nothing past the panel is read).
+    if (g + 2 <= kq) {
+      const __m512i b0 = _mm512_loadu_si512(b + g * 32);
+      const __m512i a0 = _mm512_castsi256_si512(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + g * kAGroup)));
+#define KEEL_GEMV_ROW(r)                                                                 \
+  if constexpr (Rows > r) {                                                              \
+    even##r = _mm512_dpbusd_epi32(even##r, _mm512_permutexvar_epi32(sel##r, a0), b0);    \
+  }
+      KEEL_GEMV_FOR_ROWS(KEEL_GEMV_ROW)
+#undef KEEL_GEMV_ROW
+      g += 2;
+    }
+    if (g < kq) {
+      const __m512i b0 = _mm512_zextsi256_si512(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + g * 32)));
+#define KEEL_GEMV_ROW(r)                                                                 \
+  if constexpr (Rows > r) {                                                              \
+    odd##r = _mm512_dpbusd_epi32(odd##r, broadcast_dword(a + g * kAGroup + 4 * r), b0);  \
+  }
+      KEEL_GEMV_FOR_ROWS(KEEL_GEMV_ROW)
+#undef KEEL_GEMV_ROW
+    }
+
+    // Reduction and store: even + odd, then lanes 0-7 (groups g) + lanes 8-15 (groups g+1).
+#define KEEL_GEMV_STORE(r)                                                                   \
+  if constexpr (Rows > r) {                                                                  \
+    const __m512i s = _mm512_add_epi32(even##r, odd##r);                                     \
+    const __m256i cols =                                                                     \
+        _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));        \
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.raw + r * p.ld_raw + j * 8), cols);     \
+  }
+    KEEL_GEMV_FOR_ROWS(KEEL_GEMV_STORE)
+#undef KEEL_GEMV_STORE
+  }
+#undef KEEL_GEMV_FOR_ROWS
+}
+
+#undef KEEL_VNNI_FOR_COLS
+
+}  // namespace detail
+
+// The entry points the registry names. The A panels are the u8 panels of packing.hpp; the
+// epilogue and the A packer are the AVX2 ones (avx2.hpp), shared, not recompiled for AVX-512:
+// with AVX-512F enabled GCC may contract float multiply-adds (its FMA patterns accept AVX512F),
+// and the float requantization must round each product on its own.
+inline void gemm_dp4(const ukernel_args& p) noexcept {
+  KEEL_DASSERT(p.rows >= 1 && p.rows <= kGemmRows, "gemm rows within the tile");
+  if (p.rows <= 16) return detail::dp4_tile<1>(p);
+  detail::dp4_tile<2>(p);
+}
+
+// The prefetch distance: that of the AVX2 gemv (avx2.hpp), measured there on this machine.
+template <int kPrefetchBytes = 4096>
+void gemv_dp4(const ukernel_args& p) noexcept {
+  KEEL_DASSERT(p.rows >= 1 && p.rows <= kGemvRows, "gemv rows within the tile");
+  switch (p.rows) {
+    case 1: return detail::gemv_dp4_tile<1, kPrefetchBytes>(p);
+    case 2: return detail::gemv_dp4_tile<2, kPrefetchBytes>(p);
+    case 3: return detail::gemv_dp4_tile<3, kPrefetchBytes>(p);
+    default: return detail::gemv_dp4_tile<4, kPrefetchBytes>(p);
+  }
+}
+
+}  // namespace keel::kernels::gemm_i8::avx512vnni
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#endif  // x86-64, GCC or Clang

@@ -73,7 +73,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timing passes over all sentences")
     ap.add_argument("--sentences", type=int, default=0, help="use only the first N (quick check)")
     ap.add_argument("--int4-sentences", type=int, default=220,
-                    help="sentences for the int4 rows (matmul_i4 runs on the reference kernels)")
+                    help="sentences for the int4 rows")
     args = ap.parse_args()
 
     ref = np.load(DATA / "minilm_reference.npz")
@@ -109,6 +109,9 @@ def main() -> int:
          dict(weight_format="int8", activations="per_tensor"), n),
         ("keel int4 (u4, groups of 32), f32 activations",
          dict(weight_format="int4", group_size=32), min(args.int4_sentences, n)),
+        ("keel int4 (u4, groups of 32), dynamic int8 activations",
+         dict(weight_format="int4", group_size=32, int4_activation="dynamic_s8"),
+         min(args.int4_sentences, n)),
     ]
     encoders = {}
     for name, cfg, count in variants:
@@ -129,6 +132,7 @@ def main() -> int:
     # ---- speed: interleaved, sentence by sentence -------------------------------------------
     timed = {"keel int8 (per-token)": encoders[variants[0][0]].embed_ids,
              "keel int8 (per-tensor)": encoders[variants[2][0]].embed_ids,
+             "keel int4 (dynamic int8 activations)": encoders[variants[4][0]].embed_ids,
              "fp32 numpy": minilm.Fp32Encoder(weights).embed_ids}
     if ort_int8 is not None:
         timed["ONNX Runtime int8"] = ort_int8.embed_ids

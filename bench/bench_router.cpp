@@ -143,14 +143,14 @@ void trace_record(benchmark::State& state) {
 int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("router/direct_call/matmul_i8",
                                direct_call<matmul_i8_desc, matmul_i8_args>, matmul_desc());
-  benchmark::RegisterBenchmark("router/plan/matmul_i8", plan<traced, matmul_i8_desc, matmul_i8_args>,
-                               matmul_desc());
+  benchmark::RegisterBenchmark("router/plan/matmul_i8",
+                               plan<traced, matmul_i8_desc, matmul_i8_args>, matmul_desc());
   benchmark::RegisterBenchmark("router/run_trace_on/matmul_i8",
                                run<traced, matmul_i8_desc, matmul_i8_args>, matmul_desc());
   benchmark::RegisterBenchmark("router/run_trace_off/matmul_i8",
                                run<quiet, matmul_i8_desc, matmul_i8_args>, matmul_desc());
-  benchmark::RegisterBenchmark("router/direct_call/conv2d_i8", direct_call<conv2d_desc, conv2d_args>,
-                               conv_desc());
+  benchmark::RegisterBenchmark("router/direct_call/conv2d_i8",
+                               direct_call<conv2d_desc, conv2d_args>, conv_desc());
   benchmark::RegisterBenchmark("router/plan/conv2d_i8", plan<traced, conv2d_desc, conv2d_args>,
                                conv_desc());
   benchmark::RegisterBenchmark("router/run_trace_on/conv2d_i8",

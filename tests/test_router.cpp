@@ -190,11 +190,11 @@ TEST_CASE("every list of every shipped board ends with the reference, once, with
 
 TEST_CASE("require<>() accepts what the board can run") {
   // (Every rejection is a compile-fail test in tests/compile_fail/.)
-  static_assert(lab_latency::require<op_need{op_kind::conv2d_i8, dtype::s8, placement::npu},
-                                     op_need{op_kind::attention, dtype::s8, placement::gpu},
-                                     op_need{op_kind::matmul_i4, dtype::u4, placement::any, true},
-                                     op_need{op_kind::matmul_i8, dtype::u8, placement::cpu, true,
-                                             true}>());
+  static_assert(
+      lab_latency::require<op_need{op_kind::conv2d_i8, dtype::s8, placement::npu},
+                           op_need{op_kind::attention, dtype::s8, placement::gpu},
+                           op_need{op_kind::matmul_i4, dtype::u4, placement::any, true},
+                           op_need{op_kind::matmul_i8, dtype::u8, placement::cpu, true, true}>());
   using rk = router<boards::rk3588, latency_first<cpu_sim, npu_sim>>;
   static_assert(rk::require<op_need{op_kind::matmul_i8, dtype::s8, placement::npu}>());
   // The verdicts behind the messages.
@@ -350,7 +350,8 @@ TEST_CASE("candidates that need aligned buffers are passed over for misaligned o
   testing::rng g(43);
   mm_problem p(g, 4, 4, 4, dtype::s32);
   std::vector<std::uint8_t> storage(p.a.size() + 128);
-  std::uint8_t* aligned = storage.data() + (64 - reinterpret_cast<std::uintptr_t>(storage.data()) % 64);
+  std::uint8_t* aligned =
+      storage.data() + (64 - reinterpret_cast<std::uintptr_t>(storage.data()) % 64);
   std::memcpy(aligned + 1, p.a.data(), p.a.size());
   matmul_i8_args a = p.args();
   a.a = view(static_cast<const std::uint8_t*>(aligned + 1), {4, 4});

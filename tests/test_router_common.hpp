@@ -89,8 +89,8 @@ struct mm_problem {
   std::vector<std::int8_t> b;
   std::vector<float> b_scale;
   std::vector<std::int32_t> bias;
-  testing::guarded<std::uint8_t> out;     // raw bytes; typed views over them
-  std::vector<std::uint8_t> expected;     // the reference kernel's bytes
+  testing::guarded<std::uint8_t> out;  // raw bytes; typed views over them
+  std::vector<std::uint8_t> expected;  // the reference kernel's bytes
 
   mm_problem(testing::rng& g, std::int64_t m, std::int64_t n, std::int64_t k, dtype out_type)
       : out(static_cast<std::size_t>(m * n * 4)) {

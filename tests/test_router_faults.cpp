@@ -331,8 +331,7 @@ TEST_CASE("real backends: the virtual NPU loses its device, the cpu backend serv
   auto run_real = [&] {
     // Big enough that the cpu backend (8 us launch) beats the reference (4800 ops/us): at
     // least 2 x 16 x 32 x 64 = 65536 ops, 13.7 us on the reference.
-    mm_problem p(g, g.uniform_int(16, 32), g.uniform_int(32, 48), g.uniform_int(64, 80),
-                 dtype::s8);
+    mm_problem p(g, g.uniform_int(16, 32), g.uniform_int(32, 48), g.uniform_int(64, 80), dtype::s8);
     INFO("seed " << g.seed() << " M " << p.desc.m << " N " << p.desc.n << " K " << p.desc.k);
     route_report rep;
     REQUIRE(r.run(p.desc, p.args(), {}, &rep).ok());

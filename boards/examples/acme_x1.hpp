@@ -5,6 +5,7 @@
 #include <keel/router/router.hpp>
 
 namespace kb = keel::boards;
+// clang-format off
 struct acme_x1 {  // numbers from the (fictional) Acme A1 datasheet, rev. C
   static constexpr kb::board_profile profile{
       .name = "Acme X1", .soc = "Acme A1",
@@ -19,7 +20,9 @@ struct acme_x1 {  // numbers from the (fictional) Acme A1 datasheet, rev. C
               .mem_bandwidth_gbs = 16, .launch_us = 50},
       .power = {.idle_w = 1.5, .cpu_w = 4, .gpu_w = 0, .npu_w = 0.5, .budget_w = 10}};
 };
+// clang-format on
 
 // The one line of policy: least energy first, over keel's CPU backend and the NPU's driver.
-using acme_router = keel::router<acme_x1, keel::energy_first<keel::backends::cpu_backend,
-                                                             keel::npu::generic_vnpu_backend>>;
+using acme_router =
+    keel::router<acme_x1,
+                 keel::energy_first<keel::backends::cpu_backend, keel::npu::generic_vnpu_backend>>;

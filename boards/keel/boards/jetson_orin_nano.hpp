@@ -18,11 +18,11 @@ struct jetson_orin_nano {
           {
               .arch = cpu_arch::aarch64,
               .isa = isa::neon | isa::dotprod | isa::fp16,  // A78AE: Armv8.2-A + DotProd
-              .cores = 6,       // data sheet: six-core Cortex-A78AE
-              .freq_ghz = 1.5,  // data sheet: 1.5 GHz
-              .l1d_kib = 64,    // data sheet: 128 KB L1 per core (64 KB I + 64 KB D)
-              .l2_kib = 256,    // data sheet: 256 KB L2 per core
-              .l3_kib = 4096,   // data sheet: 2 MB L3 per cluster, two clusters
+              .cores = 6,                                   // data sheet: six-core Cortex-A78AE
+              .freq_ghz = 1.5,                              // data sheet: 1.5 GHz
+              .l1d_kib = 64,            // data sheet: 128 KB L1 per core (64 KB I + 64 KB D)
+              .l2_kib = 256,            // data sheet: 256 KB L2 per core
+              .l3_kib = 4096,           // data sheet: 2 MB L3 per cluster, two clusters
               .mem_bandwidth_gbs = 68,  // data sheet: 128-bit LPDDR5, 68 GB/s
               .peak_int8_gops = 576,    // 2 x 128-bit SDOT = 64 ops/cycle; 6 x 1.5 GHz x 64
               .peak_f32_gflops = 144,   // 16 FLOPs/cycle; 6 x 1.5 x 16
@@ -34,7 +34,7 @@ struct jetson_orin_nano {
               .name = "NVIDIA Ampere (1024 CUDA cores)",
               .vulkan_major = 1,  // data sheet: Vulkan 1.1
               .vulkan_minor = 1,
-              .int8_dot = true,  // Ampere has DP4A
+              .int8_dot = true,         // Ampere has DP4A
               .shared_memory_kib = 48,  // estimate: NVIDIA's maxComputeSharedMemorySize
               // From Vulkan compute the int8 path is DP4A, not the tensor cores (20 dense TOPS
               // per the data sheet): 1024 lanes x 4 MACs x 2 x 0.625 GHz = 5120 GOPS (estimate).

@@ -35,7 +35,7 @@ namespace isa {
 inline constexpr std::uint32_t sse4_2 = 1u << 0;
 inline constexpr std::uint32_t avx2 = 1u << 1;
 inline constexpr std::uint32_t fma = 1u << 2;
-inline constexpr std::uint32_t avx_vnni = 1u << 3;     // VEX-encoded VPDPBUSD (Alder Lake on)
+inline constexpr std::uint32_t avx_vnni = 1u << 3;  // VEX-encoded VPDPBUSD (Alder Lake on)
 inline constexpr std::uint32_t avx512f = 1u << 4;
 inline constexpr std::uint32_t avx512bw = 1u << 5;
 inline constexpr std::uint32_t avx512_vnni = 1u << 6;  // EVEX VPDPBUSD, 64 u8*s8 MACs a lane set
@@ -53,50 +53,50 @@ inline constexpr std::uint32_t arm_features = 0xFFFF0000u;
 
 struct cpu_profile {
   cpu_arch arch = cpu_arch::x86_64;
-  std::uint32_t isa = 0;          // isa:: bits
-  int cores = 0;                  // cores the cpu backend may use (all clusters)
-  double freq_ghz = 0;            // sustained all-core clock of the fastest cluster
-  int l1d_kib = 0;                // per core
-  int l2_kib = 0;                 // per core (a per-cluster L2 is divided by the cluster's cores)
-  int l3_kib = 0;                 // shared last level; 0 when there is none
-  double mem_bandwidth_gbs = 0;   // DRAM peak: bus width x transfer rate
-  double peak_int8_gops = 0;      // all cores, int8 multiply-adds x 2
-  double peak_f32_gflops = 0;     // all cores, f32 FMAs x 2
-  double launch_us = 0;           // fixed cost of one parallel op (waking and joining threads)
+  std::uint32_t isa = 0;         // isa:: bits
+  int cores = 0;                 // cores the cpu backend may use (all clusters)
+  double freq_ghz = 0;           // sustained all-core clock of the fastest cluster
+  int l1d_kib = 0;               // per core
+  int l2_kib = 0;                // per core (a per-cluster L2 is divided by the cluster's cores)
+  int l3_kib = 0;                // shared last level; 0 when there is none
+  double mem_bandwidth_gbs = 0;  // DRAM peak: bus width x transfer rate
+  double peak_int8_gops = 0;     // all cores, int8 multiply-adds x 2
+  double peak_f32_gflops = 0;    // all cores, f32 FMAs x 2
+  double launch_us = 0;          // fixed cost of one parallel op (waking and joining threads)
 };
 
 struct gpu_profile {
   bool present = false;
   std::string_view name;
-  int vulkan_major = 0;           // highest Vulkan version the board's driver exposes
+  int vulkan_major = 0;  // highest Vulkan version the board's driver exposes
   int vulkan_minor = 0;
-  bool int8_dot = false;          // VK_KHR_shader_integer_dot_product, accelerated in hardware
-  int shared_memory_kib = 0;      // maxComputeSharedMemorySize
-  double peak_int8_gops = 0;      // reachable from Vulkan compute (dot products), not from
-                                  // vendor-only paths such as tensor cores
+  bool int8_dot = false;      // VK_KHR_shader_integer_dot_product, accelerated in hardware
+  int shared_memory_kib = 0;  // maxComputeSharedMemorySize
+  double peak_int8_gops = 0;  // reachable from Vulkan compute (dot products), not from
+                              // vendor-only paths such as tensor cores
   double peak_f32_gflops = 0;
-  double mem_bandwidth_gbs = 0;   // what the GPU reads at: the shared DRAM on an SoC
-  double launch_us = 0;           // one dispatch: record, submit, wait for the fence
+  double mem_bandwidth_gbs = 0;  // what the GPU reads at: the shared DRAM on an SoC
+  double launch_us = 0;          // one dispatch: record, submit, wait for the fence
 };
 
 struct npu_profile {
   bool present = false;
   std::string_view name;
-  std::uint32_t ops = 0;          // keel::op_bit() of each op kind the silicon runs
-  std::uint32_t dtypes = 0;       // keel::dtype_bit() of each weight / KV dtype it computes in
-  int sram_kib = 0;               // on-chip buffer for tiles
+  std::uint32_t ops = 0;     // keel::op_bit() of each op kind the silicon runs
+  std::uint32_t dtypes = 0;  // keel::dtype_bit() of each weight / KV dtype it computes in
+  int sram_kib = 0;          // on-chip buffer for tiles
   double peak_int8_gops = 0;
-  double peak_f16_gflops = 0;     // 0 when it has no float path
-  std::int64_t max_dim = 0;       // largest single tensor dimension it accepts
-  double mem_bandwidth_gbs = 0;   // DMA from DRAM
-  double launch_us = 0;           // one job: command stream submit and completion interrupt
+  double peak_f16_gflops = 0;    // 0 when it has no float path
+  std::int64_t max_dim = 0;      // largest single tensor dimension it accepts
+  double mem_bandwidth_gbs = 0;  // DMA from DRAM
+  double launch_us = 0;          // one job: command stream submit and completion interrupt
 };
 
 struct power_profile {
-  double idle_w = 0;  // the board idle
-  double cpu_w = 0;   // added by the CPU cluster at full load
-  double gpu_w = 0;   // added by the GPU at full load (0 without one)
-  double npu_w = 0;   // added by the NPU at full load (0 without one)
+  double idle_w = 0;    // the board idle
+  double cpu_w = 0;     // added by the CPU cluster at full load
+  double gpu_w = 0;     // added by the GPU at full load (0 without one)
+  double npu_w = 0;     // added by the NPU at full load (0 without one)
   double budget_w = 0;  // what the board may draw in total: its supply or module power mode
 };
 
@@ -120,10 +120,9 @@ template <class... Boards>
 struct board_list {};
 
 // The op kinds a backend can be asked to run (backend.hpp's concept), as op_bit()s.
-inline constexpr std::uint32_t kRoutableOps = op_bit(op_kind::matmul_i8) |
-                                              op_bit(op_kind::matmul_i4) |
-                                              op_bit(op_kind::conv2d_i8) |
-                                              op_bit(op_kind::attention);
+inline constexpr std::uint32_t kRoutableOps =
+    op_bit(op_kind::matmul_i8) | op_bit(op_kind::matmul_i4) | op_bit(op_kind::conv2d_i8) |
+    op_bit(op_kind::attention);
 
 // Largest plausible int8 rate per core per cycle: 2048 ops is AMX-INT8's 1024 MACs; a profile
 // above twice that almost certainly wrote TOPS where GOPS was meant.
@@ -137,8 +136,9 @@ consteval bool check_profile() {
   constexpr const board_profile& p = Board::profile;
 
   // ---- identity ----
-  static_assert(!p.name.empty(), "keel board profile: `name` is empty (it names the board in "
-                                 "traces and routing tables)");
+  static_assert(!p.name.empty(),
+                "keel board profile: `name` is empty (it names the board in "
+                "traces and routing tables)");
 
   // ---- cpu ----
   static_assert(p.cpu.cores >= 1, "keel board profile: cpu.cores must be >= 1");
@@ -162,11 +162,9 @@ consteval bool check_profile() {
   static_assert(p.cpu.arch != cpu_arch::aarch64 || (p.cpu.isa & isa::neon) != 0,
                 "keel board profile: an aarch64 CPU has NEON (Advanced SIMD): add isa::neon");
   static_assert((p.cpu.isa & isa::avx512_vnni) == 0 ||
-                    (p.cpu.isa & (isa::avx512f | isa::avx512bw)) ==
-                        (isa::avx512f | isa::avx512bw),
+                    (p.cpu.isa & (isa::avx512f | isa::avx512bw)) == (isa::avx512f | isa::avx512bw),
                 "keel board profile: isa::avx512_vnni needs isa::avx512f and isa::avx512bw");
-  static_assert((p.cpu.isa & (isa::avx512f | isa::avx_vnni)) == 0 ||
-                    (p.cpu.isa & isa::avx2) != 0,
+  static_assert((p.cpu.isa & (isa::avx512f | isa::avx_vnni)) == 0 || (p.cpu.isa & isa::avx2) != 0,
                 "keel board profile: AVX-512 or AVX-VNNI without isa::avx2");
   static_assert((p.cpu.isa & isa::i8mm) == 0 || (p.cpu.isa & isa::dotprod) != 0,
                 "keel board profile: isa::i8mm without isa::dotprod (every core with I8MM has "
@@ -198,13 +196,15 @@ consteval bool check_profile() {
   // ---- npu ----
   if constexpr (p.npu.present) {
     static_assert(!p.npu.name.empty(), "keel board profile: npu.name is empty");
-    static_assert(p.npu.ops != 0, "keel board profile: npu.ops is empty (list op_bit() of each "
-                                  "op kind the NPU runs)");
+    static_assert(p.npu.ops != 0,
+                  "keel board profile: npu.ops is empty (list op_bit() of each "
+                  "op kind the NPU runs)");
     static_assert((p.npu.ops & ~kRoutableOps) == 0,
                   "keel board profile: npu.ops has a bit that is not a routable op kind "
                   "(matmul_i8, matmul_i4, conv2d_i8, attention)");
-    static_assert(p.npu.dtypes != 0, "keel board profile: npu.dtypes is empty (list dtype_bit() "
-                                     "of each weight dtype the NPU computes in)");
+    static_assert(p.npu.dtypes != 0,
+                  "keel board profile: npu.dtypes is empty (list dtype_bit() "
+                  "of each weight dtype the NPU computes in)");
     static_assert(p.npu.peak_int8_gops > 0, "keel board profile: npu.peak_int8_gops must be > 0");
     static_assert(p.npu.peak_f16_gflops >= 0,
                   "keel board profile: npu.peak_f16_gflops must be >= 0 (0: no float path)");
@@ -215,10 +215,10 @@ consteval bool check_profile() {
     static_assert(p.npu.launch_us >= 0, "keel board profile: npu.launch_us must be >= 0");
     static_assert(p.power.npu_w > 0, "keel board profile: a present NPU needs power.npu_w > 0");
   } else {
-    static_assert(p.npu.ops == 0 && p.npu.dtypes == 0 && p.npu.peak_int8_gops == 0 &&
-                      p.power.npu_w == 0,
-                  "keel board profile: npu.present is false but NPU numbers are set (set "
-                  "present = true, or leave the section at its defaults)");
+    static_assert(
+        p.npu.ops == 0 && p.npu.dtypes == 0 && p.npu.peak_int8_gops == 0 && p.power.npu_w == 0,
+        "keel board profile: npu.present is false but NPU numbers are set (set "
+        "present = true, or leave the section at its defaults)");
   }
 
   // ---- power ----

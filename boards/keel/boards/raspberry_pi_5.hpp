@@ -18,11 +18,11 @@ struct raspberry_pi_5 {
               .arch = cpu_arch::aarch64,
               // Cortex-A76 is Armv8.2-A with the dot product and half-precision extensions.
               .isa = isa::neon | isa::dotprod | isa::fp16,
-              .cores = 4,        // product brief: quad-core Cortex-A76
-              .freq_ghz = 2.4,   // product brief: 2.4 GHz
-              .l1d_kib = 64,     // Cortex-A76 TRM: 64 KiB L1 data cache
-              .l2_kib = 512,     // product brief: 512 KB per-core L2
-              .l3_kib = 2048,    // product brief: 2 MB shared L3
+              .cores = 4,       // product brief: quad-core Cortex-A76
+              .freq_ghz = 2.4,  // product brief: 2.4 GHz
+              .l1d_kib = 64,    // Cortex-A76 TRM: 64 KiB L1 data cache
+              .l2_kib = 512,    // product brief: 512 KB per-core L2
+              .l3_kib = 2048,   // product brief: 2 MB shared L3
               // product brief: LPDDR4X-4267 on a 32-bit bus: 32 bits x 4267 MT/s = 17.1 GB/s.
               .mem_bandwidth_gbs = 17.1,
               // Two 128-bit NEON pipes, SDOT = 16 MACs each: 64 ops per core per cycle;
@@ -37,7 +37,7 @@ struct raspberry_pi_5 {
               .name = "VideoCore VII",
               .vulkan_major = 1,  // product brief: Vulkan 1.2
               .vulkan_minor = 2,
-              .int8_dot = false,  // estimate: V3D 7.1 has no packed int8 dot instruction
+              .int8_dot = false,        // estimate: V3D 7.1 has no packed int8 dot instruction
               .shared_memory_kib = 16,  // estimate: v3dv's maxComputeSharedMemorySize
               // estimate: 16 QPUs (twice the Pi 4's 8, per early BCM2712 write-ups) x 4 lanes x
               // 2 (add + mul ALU) x 0.8 GHz = 102 GFLOPS; int8 runs on the same ALUs at about

@@ -18,7 +18,7 @@ struct rk3588 {
           {
               .arch = cpu_arch::aarch64,
               .isa = isa::neon | isa::dotprod | isa::fp16,  // A76 and A55: Armv8.2-A + DotProd
-              .cores = 8,       // brief datasheet: quad A76 + quad A55
+              .cores = 8,                                   // brief datasheet: quad A76 + quad A55
               .freq_ghz = 2.4,  // brief datasheet: A76 up to 2.4 GHz (A55 up to 1.8 GHz)
               .l1d_kib = 64,    // brief datasheet: A76 64K/64K L1 I/D (A55: 32K/32K)
               .l2_kib = 512,    // brief datasheet: 512 KB L2 per A76 (A55: 128 KB)
@@ -30,7 +30,7 @@ struct rk3588 {
               // ops/cycle (one 128-bit SDOT every cycle) x 4 x 1.8 GHz = 230; sum 844.
               .peak_int8_gops = 844,
               .peak_f32_gflops = 211,  // A76 16 FLOPs/cycle x 4 x 2.4 + A55 8 x 4 x 1.8
-              .launch_us = 8,  // estimate: eight threads across two clusters
+              .launch_us = 8,          // estimate: eight threads across two clusters
           },
       .gpu =
           {
@@ -58,10 +58,10 @@ struct rk3588 {
               // brief datasheet: INT4/INT8/INT16/FP16 mixed operation.
               .dtypes = dtype_bit(dtype::s8) | dtype_bit(dtype::u8) | dtype_bit(dtype::s4) |
                         dtype_bit(dtype::u4) | dtype_bit(dtype::f16),
-              .sram_kib = 1024,          // estimate
-              .peak_int8_gops = 6000,    // brief datasheet: 6 TOPS
-              .peak_f16_gflops = 1500,   // estimate: a quarter of the int8 rate
-              .max_dim = 8192,           // estimate
+              .sram_kib = 1024,         // estimate
+              .peak_int8_gops = 6000,   // brief datasheet: 6 TOPS
+              .peak_f16_gflops = 1500,  // estimate: a quarter of the int8 rate
+              .max_dim = 8192,          // estimate
               .mem_bandwidth_gbs = 33.8,
               .launch_us = 100,  // estimate: job submit and completion through the rknpu driver
           },

@@ -20,11 +20,11 @@ struct x86_64_avx512_vnni {
               .arch = cpu_arch::x86_64,
               .isa = isa::sse4_2 | isa::avx2 | isa::fma | isa::avx512f | isa::avx512bw |
                      isa::avx512_vnni,
-              .cores = 4,        // ARK: 4 cores, 8 threads
-              .freq_ghz = 3.0,   // ARK: base 3.0 GHz at 28 W (turbo to 4.8 GHz on one core)
-              .l1d_kib = 48,     // Willow Cove: 48 KiB L1d per core (optimization manual)
-              .l2_kib = 1280,    // Willow Cove: 1.25 MiB L2 per core
-              .l3_kib = 12288,   // ARK: 12 MB Intel Smart Cache
+              .cores = 4,       // ARK: 4 cores, 8 threads
+              .freq_ghz = 3.0,  // ARK: base 3.0 GHz at 28 W (turbo to 4.8 GHz on one core)
+              .l1d_kib = 48,    // Willow Cove: 48 KiB L1d per core (optimization manual)
+              .l2_kib = 1280,   // Willow Cove: 1.25 MiB L2 per core
+              .l3_kib = 12288,  // ARK: 12 MB Intel Smart Cache
               // ARK: LPDDR4x-4266; 128 bits x 4266 MT/s = 68.3 GB/s.
               .mem_bandwidth_gbs = 68.3,
               // One 512-bit VPDPBUSD per cycle (ports 0+1 fused on client cores): 64 MACs = 128
@@ -52,10 +52,10 @@ struct x86_64_avx512_vnni {
       .npu = {},
       .power =
           {
-              .idle_w = 3,      // estimate: package and DRAM idle in a fanless box
-              .cpu_w = 20,      // estimate: four cores with AVX-512 inside the 28 W TDP
-              .gpu_w = 12,      // estimate: Iris Xe at full clock
-              .budget_w = 28,   // ARK: configurable TDP-up 28 W
+              .idle_w = 3,     // estimate: package and DRAM idle in a fanless box
+              .cpu_w = 20,     // estimate: four cores with AVX-512 inside the 28 W TDP
+              .gpu_w = 12,     // estimate: Iris Xe at full clock
+              .budget_w = 28,  // ARK: configurable TDP-up 28 W
           },
   };
 };

@@ -29,12 +29,12 @@ namespace keel {
 // What one op costs, from its desc alone (no data is read).
 struct op_work {
   op_kind kind = op_kind::matmul_i8;
-  dtype weights = dtype::s8;   // the routing key's dtype: weights, or K/V for attention
-  double ops = 0;              // arithmetic operations (a multiply-add is 2)
-  double bytes = 0;            // bytes read and written, each operand once
-  bool float_math = false;     // computed in floating point (rates: f32 / f16, not int8)
+  dtype weights = dtype::s8;  // the routing key's dtype: weights, or K/V for attention
+  double ops = 0;             // arithmetic operations (a multiply-add is 2)
+  double bytes = 0;           // bytes read and written, each operand once
+  bool float_math = false;    // computed in floating point (rates: f32 / f16, not int8)
   std::int64_t largest_dim = 0;
-  std::uint8_t rank = 0;       // entries of `shape` in use
+  std::uint8_t rank = 0;                // entries of `shape` in use
   std::array<std::int64_t, 8> shape{};  // op-specific, see shape_labels()
 };
 
@@ -51,20 +51,32 @@ constexpr std::array<std::string_view, 8> shape_labels(op_kind k) noexcept {
 
 namespace cost_detail {
 // Negative sizes (an invalid desc, which the backend will reject) count as zero work.
-constexpr double nonneg(std::int64_t v) noexcept { return v > 0 ? static_cast<double>(v) : 0.0; }
+constexpr double nonneg(std::int64_t v) noexcept {
+  return v > 0 ? static_cast<double>(v) : 0.0;
+}
 constexpr std::int64_t largest(std::initializer_list<std::int64_t> v) noexcept {
   std::int64_t m = 0;
   for (std::int64_t x : v) m = x > m ? x : m;
   return m;
 }
-constexpr double bytes_of(dtype t) noexcept { return bits_of(t) / 8.0; }
+constexpr double bytes_of(dtype t) noexcept {
+  return bits_of(t) / 8.0;
+}
 }  // namespace cost_detail
 
 // The dtype an op is routed by: its weight dtype (K/V for attention).
-constexpr dtype routing_dtype(const matmul_i8_desc& d) noexcept { return d.b_type; }
-constexpr dtype routing_dtype(const matmul_i4_desc& d) noexcept { return d.b_type; }
-constexpr dtype routing_dtype(const conv2d_desc& d) noexcept { return d.w_type; }
-constexpr dtype routing_dtype(const attention_desc& d) noexcept { return d.kv_type; }
+constexpr dtype routing_dtype(const matmul_i8_desc& d) noexcept {
+  return d.b_type;
+}
+constexpr dtype routing_dtype(const matmul_i4_desc& d) noexcept {
+  return d.b_type;
+}
+constexpr dtype routing_dtype(const conv2d_desc& d) noexcept {
+  return d.w_type;
+}
+constexpr dtype routing_dtype(const attention_desc& d) noexcept {
+  return d.kv_type;
+}
 
 constexpr op_work work_of(const matmul_i8_desc& d) noexcept {
   using namespace cost_detail;
@@ -88,8 +100,8 @@ constexpr op_work work_of(const matmul_i4_desc& d) noexcept {
   w.weights = d.b_type;
   w.ops = 2 * b * m * n * k;
   // f32 activations and outputs, nibble weights, one scale per group.
-  w.bytes = 4 * b * m * k + n * k / 2 + n * nonneg(d.groups()) * bytes_of(d.scale_type) +
-            4 * b * m * n;
+  w.bytes =
+      4 * b * m * k + n * k / 2 + n * nonneg(d.groups()) * bytes_of(d.scale_type) + 4 * b * m * n;
   w.float_math = d.activation == i4_activation::f32;
   w.largest_dim = largest({d.batch, d.m, d.n, d.k});
   w.rank = 4;
@@ -102,8 +114,8 @@ constexpr op_work work_of(const conv2d_desc& d) noexcept {
   // The output size, as ops.hpp resolves it (SAME or explicit pads); 0 for an invalid desc.
   std::int64_t pt = d.pad_top, pb = d.pad_bottom, pl = d.pad_left, pr = d.pad_right;
   std::int64_t oh = 0, ow = 0;
-  if (d.stride_h > 0 && d.stride_w > 0 && d.kernel_h > 0 && d.kernel_w > 0 &&
-      d.dilation_h > 0 && d.dilation_w > 0) {
+  if (d.stride_h > 0 && d.stride_w > 0 && d.kernel_h > 0 && d.kernel_w > 0 && d.dilation_h > 0 &&
+      d.dilation_w > 0) {
     oh = detail::conv_axis(d.in_h, d.kernel_h, d.stride_h, d.dilation_h, d.padding, pt, pb);
     ow = detail::conv_axis(d.in_w, d.kernel_w, d.stride_w, d.dilation_w, d.padding, pl, pr);
   }
@@ -133,7 +145,8 @@ constexpr op_work work_of(const attention_desc& d) noexcept {
   w.weights = d.kv_type;
   // Q K^T and P V; the softmax's few operations per score are folded in as 5 more.
   w.ops = b * hq * sq * skv * (2 * dk + 2 * dv + 5);
-  w.bytes = b * hq * sq * dk * bytes_of(d.q_type) + b * hkv * skv * (dk + dv) * bytes_of(d.kv_type) +
+  w.bytes = b * hq * sq * dk * bytes_of(d.q_type) +
+            b * hkv * skv * (dk + dv) * bytes_of(d.kv_type) +
             b * hq * sq * dv * bytes_of(d.out_type);
   w.float_math = d.q_type == dtype::f32 || d.kv_type == dtype::f32;
   w.largest_dim = largest({d.batch, d.q_heads, d.q_len, d.kv_len, d.head_dim, d.value_dim()});
@@ -148,7 +161,7 @@ struct unit_rates {
   double float_ops_per_us = 0;  // 0: no float path
   double bytes_per_us = 0;
   double launch_us = 0;
-  double watts = 0;             // power added while it runs
+  double watts = 0;  // power added while it runs
   std::int64_t max_dim = std::numeric_limits<std::int64_t>::max();
 };
 

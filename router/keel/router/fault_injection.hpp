@@ -22,12 +22,12 @@ namespace keel {
 
 // When and how a faulty_backend fails. Counts are of run() calls, 1-based.
 struct fault_plan {
-  std::uint32_t fail_every = 0;   // call N, 2N, 3N, ... fails (0: never)
+  std::uint32_t fail_every = 0;                 // call N, 2N, 3N, ... fails (0: never)
   status_code code = status_code::device_lost;  // what those calls return
   std::uint32_t lose_device_after = 0;  // every call after this many fails with device_lost,
                                         // until revive() (0: never)
-  std::uint32_t delay_us = 0;     // wait this long before failing (a timeout takes time)
-  bool scribble = true;           // overwrite the output before failing
+  std::uint32_t delay_us = 0;           // wait this long before failing (a timeout takes time)
+  bool scribble = true;                 // overwrite the output before failing
 };
 
 // Persona: `static constexpr std::string_view name` and `static constexpr backend_kind kind`;
@@ -104,7 +104,8 @@ class faulty_backend {
       std::memset(out.data, 0xEE, static_cast<std::size_t>(out.extent_bytes()));
     }
     if (plan_.delay_us != 0) {
-      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(plan_.delay_us);
+      const auto until =
+          std::chrono::steady_clock::now() + std::chrono::microseconds(plan_.delay_us);
       while (std::chrono::steady_clock::now() < until) {
       }
     }

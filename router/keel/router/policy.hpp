@@ -80,7 +80,8 @@ concept routing_policy = requires(const estimate& e, const backend_caps& c) {
   { P::trace_capacity } -> std::convertible_to<std::size_t>;
   { P::probe_interval } -> std::convertible_to<std::uint32_t>;
   { P::probe_interval_max } -> std::convertible_to<std::uint32_t>;
-} && is_backend_list_v<typename P::backends>;
+}
+&&is_backend_list_v<typename P::backends>;
 
 // ---- what a model needs, checked at compile time -------------------------------------------
 
@@ -103,10 +104,10 @@ constexpr std::string_view to_string(placement p) noexcept {
 //                                                  keel::placement::npu}>());
 struct op_need {
   op_kind op = op_kind::matmul_i8;
-  dtype weights = dtype::s8;             // the weight dtype; K/V's for attention
-  placement on = placement::any;         // pinned to a unit
-  bool accelerated = false;              // the reference backend does not count
-  bool bit_exact = false;                // only bit-exact backends (safety-critical ops)
+  dtype weights = dtype::s8;      // the weight dtype; K/V's for attention
+  placement on = placement::any;  // pinned to a unit
+  bool accelerated = false;       // the reference backend does not count
+  bool bit_exact = false;         // only bit-exact backends (safety-critical ops)
 };
 
 // The dtypes each routable op accepts as its routing dtype (ops.hpp's validate()).

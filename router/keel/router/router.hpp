@@ -70,23 +70,23 @@ struct request {
 
 // What happened to one call, for a caller that wants to know (run()'s last argument).
 struct route_report {
-  std::string_view backend;     // the backend whose result the caller got (or the last tried)
-  std::uint8_t attempts = 0;    // backends run; 1 when the first choice served it
-  bool fell_back = false;       // an earlier attempt failed and a later candidate served it
-  bool held_out = false;        // a better-ranked backend was passed over by its breaker
-  bool over_budget = false;     // no candidate met the request's budget
+  std::string_view backend;   // the backend whose result the caller got (or the last tried)
+  std::uint8_t attempts = 0;  // backends run; 1 when the first choice served it
+  bool fell_back = false;     // an earlier attempt failed and a later candidate served it
+  bool held_out = false;      // a better-ranked backend was passed over by its breaker
+  bool over_budget = false;   // no candidate met the request's budget
   status_code first_failure = status_code::ok;  // what the first failed attempt returned
-  float predicted_us = 0;       // of the backend that served it
-  float measured_us = 0;        // 0 unless timed (trace enabled or a report requested)
+  float predicted_us = 0;                       // of the backend that served it
+  float measured_us = 0;  // 0 unless timed (trace enabled or a report requested)
 };
 
 // A backend's health as the router tracks it.
 struct backend_health {
-  bool held_out = false;            // its breaker is open
-  std::uint32_t passed_over = 0;    // calls that skipped it since it was held out or probed
-  std::uint32_t probe_interval = 0; // passes before the next probe
-  std::uint64_t runs = 0;           // attempts, successful or not
-  std::uint64_t faults = 0;         // attempts that failed with a backend fault
+  bool held_out = false;             // its breaker is open
+  std::uint32_t passed_over = 0;     // calls that skipped it since it was held out or probed
+  std::uint32_t probe_interval = 0;  // passes before the next probe
+  std::uint64_t runs = 0;            // attempts, successful or not
+  std::uint64_t faults = 0;          // attempts that failed with a backend fault
   std::uint64_t probes = 0;
   status_code last_fault = status_code::ok;
 };
@@ -100,9 +100,9 @@ struct candidate_list {
 // What run() would try for one call, in order.
 struct route_plan {
   std::uint8_t count = 0;
-  std::array<std::uint8_t, kMaxRoutedBackends> order{};      // backend indices
-  std::array<float, kMaxRoutedBackends> predicted_us{};      // by position in order
-  std::uint8_t probe_mask = 0;     // bit i: backend i is tried as a probe
+  std::array<std::uint8_t, kMaxRoutedBackends> order{};  // backend indices
+  std::array<float, kMaxRoutedBackends> predicted_us{};  // by position in order
+  std::uint8_t probe_mask = 0;                           // bit i: backend i is tried as a probe
   std::uint8_t held_out_mask = 0;  // bit i: backend i was passed over by its breaker
   bool over_budget = false;
   bool safety_critical = false;
@@ -116,8 +116,8 @@ struct routed_tuple;
 template <class... Bs>
 struct routed_tuple<backend_list<Bs...>> {
   using type = decltype(std::tuple_cat(
-      std::declval<std::conditional_t<std::is_same_v<Bs, backends::reference_backend>,
-                                      std::tuple<>, std::tuple<Bs>>>()...,
+      std::declval<std::conditional_t<std::is_same_v<Bs, backends::reference_backend>, std::tuple<>,
+                                      std::tuple<Bs>>>()...,
       std::declval<std::tuple<backends::reference_backend>>()));
 };
 
@@ -221,7 +221,8 @@ inline std::uintptr_t address_bits(const conv2d_args& a) noexcept {
 }
 inline std::uintptr_t address_bits(const attention_args& a) noexcept {
   return reinterpret_cast<std::uintptr_t>(a.q.data) | reinterpret_cast<std::uintptr_t>(a.k.data) |
-         reinterpret_cast<std::uintptr_t>(a.v.data) | reinterpret_cast<std::uintptr_t>(a.mask.data) |
+         reinterpret_cast<std::uintptr_t>(a.v.data) |
+         reinterpret_cast<std::uintptr_t>(a.mask.data) |
          reinterpret_cast<std::uintptr_t>(a.out.data);
 }
 
@@ -253,33 +254,39 @@ struct packed_of<B, conv2d_desc> {
 
 template <class Desc>
 concept packable_op = std::is_same_v<Desc, matmul_i8_desc> ||
-                      std::is_same_v<Desc, matmul_i4_desc> || std::is_same_v<Desc, conv2d_desc>;
+    std::is_same_v<Desc, matmul_i4_desc> || std::is_same_v<Desc, conv2d_desc>;
 
 }  // namespace routing_detail
 
 // The messages of require<>(): one set per op kind, so the op's name is in the text itself.
 #define KEEL_ROUTER_NEED_MESSAGES(OPNAME)                                                         \
   static_assert(V != routing_detail::need_verdict::illegal_dtype,                                 \
-                "keel::router: " OPNAME " does not take this dtype (op_need.weights; see "        \
+                "keel::router: " OPNAME                                                           \
+                " does not take this dtype (op_need.weights; see "                                \
                 "keel::legal_routing_dtype)");                                                    \
   static_assert(!(V == routing_detail::need_verdict::unit_absent && On == placement::npu),        \
                 "keel::router: " OPNAME " is pinned to the NPU, but this board has no NPU");      \
   static_assert(!(V == routing_detail::need_verdict::unit_absent && On == placement::gpu),        \
                 "keel::router: " OPNAME " is pinned to the GPU, but this board has no GPU");      \
   static_assert(!(V == routing_detail::need_verdict::no_backend_on_unit && On == placement::npu), \
-                "keel::router: " OPNAME " is pinned to the NPU, but neither this board's NPU nor " \
+                "keel::router: " OPNAME                                                           \
+                " is pinned to the NPU, but neither this board's NPU nor "                        \
                 "an NPU backend of the policy runs it with this dtype");                          \
   static_assert(!(V == routing_detail::need_verdict::no_backend_on_unit && On == placement::gpu), \
-                "keel::router: " OPNAME " is pinned to the GPU, but no GPU backend of the policy " \
+                "keel::router: " OPNAME                                                           \
+                " is pinned to the GPU, but no GPU backend of the policy "                        \
                 "runs it with this dtype");                                                       \
   static_assert(!(V == routing_detail::need_verdict::no_backend_on_unit && On == placement::cpu), \
-                "keel::router: " OPNAME " is pinned to the CPU, but no CPU backend of the policy " \
+                "keel::router: " OPNAME                                                           \
+                " is pinned to the CPU, but no CPU backend of the policy "                        \
                 "runs it with this dtype");                                                       \
   static_assert(V != routing_detail::need_verdict::only_reference,                                \
-                "keel::router: " OPNAME " must be accelerated, but on this board only the "       \
+                "keel::router: " OPNAME                                                           \
+                " must be accelerated, but on this board only the "                               \
                 "reference backend runs it with this dtype");                                     \
   static_assert(V != routing_detail::need_verdict::no_bit_exact,                                  \
-                "keel::router: " OPNAME " is safety-critical (bit_exact), but no bit-exact "      \
+                "keel::router: " OPNAME                                                           \
+                " is safety-critical (bit_exact), but no bit-exact "                              \
                 "backend runs it where it is pinned on this board")
 
 template <boards::board Board, class Policy>
@@ -349,7 +356,6 @@ class router {
   static constexpr std::array<inverse_rates, backend_count> kInverse = make_inverse();
 
  public:
-
   // Can the board host backend i for (k, t)? The unit must exist, and an NPU must list the op
   // kind and the dtype (f32 math on an NPU runs in its f16 path).
   static constexpr bool board_hosts(std::size_t i, op_kind k, dtype t) {
@@ -488,8 +494,8 @@ class router {
   // Takes the policy's backends (in Policy::backends order, reference excluded) by value, for
   // backends that need constructor arguments (a driver handle, a device).
   template <class... Bs>
-    requires std::is_same_v<std::tuple<std::remove_cvref_t<Bs>..., backends::reference_backend>,
-                            backend_tuple>
+  requires std::is_same_v<std::tuple<std::remove_cvref_t<Bs>..., backends::reference_backend>,
+                          backend_tuple>
   explicit router(Bs&&... policy_backends)
       : backends_(std::forward<Bs>(policy_backends)..., backends::reference_backend{}) {}
 
@@ -556,23 +562,21 @@ class router {
   template <routing_detail::packable_op Desc>
   Status run(const Desc& d, weights<Desc>& w, const typename weights<Desc>::args_type& a,
              const request& req = {}, route_report* report = nullptr) {
-    return route(d, a, req, report,
-                 [&](std::size_t i) { return dispatch_packed<0>(i, d, w, a); });
+    return route(d, a, req, report, [&](std::size_t i) { return dispatch_packed<0>(i, d, w, a); });
   }
 
   // ---- routing ----------------------------------------------------------------------------------
 
   // What run() would try for this call, without running anything or touching health state.
   template <class Desc, class Args>
-    requires routing_detail::routable_op<Desc, Args>
-  route_plan plan(const Desc& d, const Args& a, const request& req = {}) const {
-    return decide(d, a, req, work_of(d));
-  }
+  requires routing_detail::routable_op<Desc, Args> route_plan plan(const Desc& d, const Args& a,
+                                                                   const request& req = {})
+  const { return decide(d, a, req, work_of(d)); }
 
   template <class Desc, class Args>
-    requires routing_detail::routable_op<Desc, Args>
-  Status run(const Desc& d, const Args& a, const request& req = {},
-             route_report* report = nullptr) {
+  requires routing_detail::routable_op<Desc, Args> Status run(const Desc& d, const Args& a,
+                                                              const request& req = {},
+                                                              route_report* report = nullptr) {
     return route(d, a, req, report, [&](std::size_t i) { return dispatch<0>(i, d, a); });
   }
 
@@ -718,7 +722,8 @@ class router {
   static void with_index(std::size_t i, F&& f) {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (void)((i == I ? (f.template operator()<I>(), true) : false) || ...);
-    }(std::make_index_sequence<backend_count>{});
+    }
+    (std::make_index_sequence<backend_count>{});
   }
 
   // Backend i runs the op from its packed copy of w, packing it first if it has none.
@@ -782,10 +787,10 @@ class router {
                         (req.energy_budget_uj <= 0 || energy <= req.energy_budget_uj);
       if (req.hard_budget && !fits) continue;
       any_fits = any_fits || fits;
-      const ranked e{i, fits,
-                     static_cast<double>(
-                         Policy::score(estimate{c.name, c.kind, c.bit_exact, time, energy})),
-                     time};
+      const ranked e{
+          i, fits,
+          static_cast<double>(Policy::score(estimate{c.name, c.kind, c.bit_exact, time, energy})),
+          time};
       std::size_t k = n++;
       while (k > 0 && ((e.fits && !r[k - 1].fits) ||
                        (e.fits == r[k - 1].fits && e.score < r[k - 1].score))) {

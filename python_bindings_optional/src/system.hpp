@@ -5,7 +5,10 @@
 // names one runner below. Every run releases the GIL around the kernel: the operands' Python
 // objects are held by the caller's frame for the whole call, so their memory stays put. Backends
 // with mutable state (the virtual NPU's device model, a router's health and trace) are
-// serialised by a mutex of their own; the reference backend is stateless and runs concurrently.
+// serialised by a mutex of their own, and so is the cpu backend, whose instance
+// keel.set_cpu_threads replaces (a call still uses the backend's own threads). The reference
+// backend is stateless and runs concurrently. (Shortcoming: concurrent cpu-backend calls from
+// several Python threads wait for each other; a reader-writer lock would let them overlap.)
 #pragma once
 
 #include <cstdint>

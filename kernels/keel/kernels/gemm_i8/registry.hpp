@@ -5,8 +5,9 @@
 // the order of preference: the backend takes the first available, exact-for-this-input variant
 // of the right op (gemv for M <= its mr, gemm otherwise).
 //
-// To add an Arm kernel: include its header under the matching architecture test, add its
-// entries inside an `#if` block like the AVX2 one, and teach `available` its ISA.
+// To add a kernel for another ISA: include its header (which defines a KEEL_GEMM_I8_HAVE_* macro
+// under its architecture test), add its entries inside an `#if` block like the AVX2 and Arm
+// ones, and teach `available` its ISA.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,9 @@
 #include "keel/kernels/gemm_i8/avx512vnni.hpp"
 #include "keel/kernels/gemm_i8/epilogue.hpp"
 #include "keel/kernels/gemm_i8/hwy.hpp"
+#include "keel/kernels/gemm_i8/neon.hpp"
+#include "keel/kernels/gemm_i8/neon_i8mm.hpp"
+#include "keel/kernels/gemm_i8/neon_sdot.hpp"
 #include "keel/kernels/gemm_i8/scalar.hpp"
 #include "keel/kernels/gemm_i8/variant.hpp"
 
@@ -72,6 +76,29 @@ inline constexpr kernel kRegistry[] = {
                                            technique::w16, kernel_op::gemv),
                 &avx2::gemv_w16<4>, &avx2::epilogue, &avx2::pack_a<std::int16_t>),
 #endif
+// Arm, best first: I8MM (usmmla, 32 multiply-adds an instruction), SDOT (16), NEON (4). Each
+// with its own A packer (neon*.hpp) and the portable epilogue.
+#if defined(KEEL_GEMM_I8_HAVE_I8MM)
+    make_kernel(registry_detail::gemm_u8s8(i8mm::kGemmRows, 1, isa::i8mm, technique::mmla),
+                &i8mm::gemm_mmla, &apply_epilogue, &i8mm::pack_a_row_pairs),
+    make_kernel(registry_detail::gemm_u8s8(i8mm::kGemvRows, registry_detail::kGemvPanels, isa::i8mm,
+                                           technique::dp4, kernel_op::gemv),
+                &i8mm::gemv_dp4, &apply_epilogue, &pack_a<std::uint8_t>),
+#endif
+#if defined(KEEL_GEMM_I8_HAVE_SDOT)
+    make_kernel(registry_detail::gemm_u8s8(sdot::kGemmRows, 1, isa::sdot, technique::dp4),
+                &sdot::gemm_dp4, &apply_epilogue, &sdot::pack_a_flipped),
+    make_kernel(registry_detail::gemm_u8s8(sdot::kGemvRows, registry_detail::kGemvPanels, isa::sdot,
+                                           technique::dp4, kernel_op::gemv),
+                &sdot::gemv_dp4, &apply_epilogue, &sdot::pack_a_flipped),
+#endif
+#if defined(KEEL_GEMM_I8_HAVE_NEON)
+    make_kernel(registry_detail::gemm_u8s8(neon::kGemmRows, 1, isa::neon, technique::w16),
+                &neon::gemm_w16, &apply_epilogue, &neon::pack_a_kmajor_s16),
+    make_kernel(registry_detail::gemm_u8s8(neon::kGemvRows, registry_detail::kGemvPanels, isa::neon,
+                                           technique::w16, kernel_op::gemv),
+                &neon::gemv_w16, &apply_epilogue, &pack_a<std::int16_t>),
+#endif
     make_kernel(registry_detail::gemm_u8s8(4, 1, isa::hwy, technique::w16),
                 &hwy_impl::gemm_w16_mr4),
     make_kernel(registry_detail::gemm_u8s8(4, registry_detail::kGemvPanels, isa::hwy,
@@ -94,6 +121,12 @@ inline bool available(const variant& v) noexcept {
 #if defined(KEEL_GEMM_I8_HAVE_AVX512VNNI)
     // CPUID for AVX512F, BW, VL and VNNI, and XGETBV for the OS's ZMM state (avx512vnni.hpp).
     case isa::avx512vnni: return avx512vnni::cpu_supported();
+#endif
+#if defined(KEEL_GEMM_I8_HAVE_NEON)
+    // NEON is part of every aarch64 CPU; dotprod and i8mm from AT_HWCAP/AT_HWCAP2 (neon.hpp).
+    case isa::neon: return true;
+    case isa::sdot: return neon::features().dotprod;
+    case isa::i8mm: return neon::features().i8mm;
 #endif
     default: return false;
   }

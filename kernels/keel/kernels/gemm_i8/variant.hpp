@@ -25,7 +25,11 @@
 //                                            docs/cpu-backend.md ("the ubs range check")
 //              | 'dp4'                       u8 x s8, 4 products summed into int32 with no
 //                                            narrower intermediate (vpdpbusd): exact for all
-//                                            input; A panels stored as u8
+//                                            input; A panels stored as u8 (Arm: sudot, or
+//                                            sdot on A' - 128 plus a correction: neon_sdot.hpp)
+//              | 'mmla'                      u8 x s8 2x8 by 8x2 matrix multiply-accumulate into
+//                                            a 2x2 int32 block (usmmla): exact for all input;
+//                                            A panels stored as u8 (in row pairs: neon_i8mm.hpp)
 //
 // Example: gemm_u8s8_s32_p8k4_6x8_avx2_w16.
 #pragma once
@@ -39,7 +43,7 @@ namespace keel::kernels::gemm_i8 {
 
 enum class kernel_op : std::uint8_t { gemm, gemv };
 enum class isa : std::uint8_t { scalar, hwy, avx2, neon, sdot, i8mm, avx512vnni };
-enum class technique : std::uint8_t { i32, w16, ubs, dp4 };
+enum class technique : std::uint8_t { i32, w16, ubs, dp4, mmla };
 
 constexpr std::string_view to_string(kernel_op o) noexcept {
   return o == kernel_op::gemm ? "gemm" : "gemv";
@@ -62,6 +66,7 @@ constexpr std::string_view to_string(technique t) noexcept {
     case technique::w16: return "w16";
     case technique::ubs: return "ubs";
     case technique::dp4: return "dp4";
+    case technique::mmla: return "mmla";
   }
   return "?";
 }
@@ -93,7 +98,9 @@ struct variant {
 
   constexpr int nr() const noexcept { return np * pack.panel_cols; }
   constexpr a_format a_layout() const noexcept {
-    return tech == technique::ubs || tech == technique::dp4 ? a_format::u8 : a_format::s16;
+    return tech == technique::ubs || tech == technique::dp4 || tech == technique::mmla
+               ? a_format::u8
+               : a_format::s16;
   }
   // True when the variant is exact for every input; false when the driver must prove the
   // ubs range check first.

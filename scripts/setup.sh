@@ -20,6 +20,8 @@ packages=(
   libonnx-testdata libonnx-dev libprotobuf-dev protobuf-compiler
   # tools: argument parsing, JSON, formatting
   libcli11-dev nlohmann-json3-dev libfmt-dev
+  # keel-envelope's tests: its JSON schema check, and a headless browser that renders its report
+  python3-jsonschema chromium
   # Arm cross build, run under qemu-user
   g++-aarch64-linux-gnu qemu-user
   # the Python module (python_bindings_optional/): interpreter, pip, headers

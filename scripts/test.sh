@@ -109,6 +109,22 @@ PY
 run_python
 # ---- end of the Python module -----------------------------------------------------------------
 
+# ---- the aarch64 cross build under qemu-user (scripts/test-arm.sh) ----------------------------
+# build-arm/: the exactness suites cross-built for aarch64 and run under qemu-aarch64 -cpu max
+# (every NEON, SDOT and I8MM kernel runs), then the kernel suite again under CPU models without
+# i8mm and without dotprod, checking which kernels ran and which were skipped.
+run_arm() {
+  local t0=$SECONDS rc=0 result
+  echo "==== arm: build-arm (scripts/test-arm.sh)"
+  rm -f build-arm/meson-logs/arm-summary.txt
+  KEEL_ARM_BUILD=build-arm KEEL_JOBS=$jobs bash scripts/test-arm.sh || rc=$?
+  result=$(cat build-arm/meson-logs/arm-summary.txt 2>/dev/null || echo "no result")
+  summary+=("arm (qemu): $result, exit $rc ($((SECONDS - t0)) s)")
+  [ "$rc" -eq 0 ] || failed=1
+}
+run_arm
+# ---- end of the aarch64 cross build -------------------------------------------------------------
+
 echo
 echo "==== keel test summary ($((SECONDS - start)) s, $jobs jobs)"
 for line in "${summary[@]}"; do echo "  $line"; done

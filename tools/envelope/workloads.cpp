@@ -488,8 +488,11 @@ std::int64_t clamp_units(std::int64_t budget, std::int64_t per_unit, std::int64_
 Status sample_matmul_i8(const matmul_i8_problem& f, std::int64_t budget, fast_rng& r,
                         sample& s) {
   const matmul_i8_desc& d = f.desc;
-  const std::int64_t rows_want = std::min<std::int64_t>(d.m, 8);
-  const std::int64_t cols_want = clamp_units(budget, rows_want * d.k, 32, d.n);
+  // Small enough for the budget: all of it. Otherwise up to 8 rows (decode has 1) and as many
+  // columns as the budget allows, at least 32 (a few whole panels of every kernel).
+  const bool all = d.m * d.n * d.k <= budget;
+  const std::int64_t rows_want = all ? d.m : std::min<std::int64_t>(d.m, 8);
+  const std::int64_t cols_want = all ? d.n : clamp_units(budget, rows_want * d.k, 32, d.n);
   const std::vector<std::int64_t> rows = pick(d.m, rows_want, 2, r);
   const std::vector<std::int64_t> cols = pick(d.n, cols_want, 16, r);
   s.full_outputs = d.m * d.n;
@@ -529,8 +532,11 @@ Status sample_matmul_i8(const matmul_i8_problem& f, std::int64_t budget, fast_rn
 Status sample_matmul_i4(const matmul_i4_problem& f, std::int64_t budget, fast_rng& r,
                         sample& s) {
   const matmul_i4_desc& d = f.desc;
-  const std::int64_t rows_want = std::min<std::int64_t>(d.m, 8);
-  const std::int64_t cols_want = clamp_units(budget, rows_want * d.k, 32, d.n);
+  // Small enough for the budget: all of it. Otherwise up to 8 rows (decode has 1) and as many
+  // columns as the budget allows, at least 32 (a few whole panels of every kernel).
+  const bool all = d.m * d.n * d.k <= budget;
+  const std::int64_t rows_want = all ? d.m : std::min<std::int64_t>(d.m, 8);
+  const std::int64_t cols_want = all ? d.n : clamp_units(budget, rows_want * d.k, 32, d.n);
   const std::vector<std::int64_t> rows = pick(d.m, rows_want, 2, r);
   const std::vector<std::int64_t> cols = pick(d.n, cols_want, 16, r);
   s.full_outputs = d.m * d.n;
@@ -587,7 +593,9 @@ Status sample_conv2d(const conv2d_problem& f, std::int64_t budget, fast_rng& r, 
   const bool by_group = d.groups > 1;
   const std::int64_t units = by_group ? d.groups : d.out_c;
   const std::int64_t per_unit = pixels * d.kernel_h * d.kernel_w * cin_g * (by_group ? cout_g : 1);
-  const std::vector<std::int64_t> picked = pick(units, clamp_units(budget, per_unit, 8, units), 4, r);
+  // At least 8 output channels, or 2 groups; the first and last ones always.
+  const std::vector<std::int64_t> picked =
+      pick(units, clamp_units(budget, per_unit, by_group ? 2 : 8, units), by_group ? 1 : 4, r);
   s.full_outputs = pixels * d.out_c;
   if (static_cast<std::int64_t>(picked.size()) == units) {
     s.whole = true;

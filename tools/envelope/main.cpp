@@ -462,6 +462,8 @@ int main(int argc, char** argv) {
       "not be written, 130 interrupted (outputs keep what was measured).",
       "keel-envelope"};
   cli_options o;
+  // A repeated single-value option takes its last value, so a wrapper (scripts/main.sh) can set
+  // a default that the user's own arguments override.
   app.add_flag("--quick", o.quick, "the same workloads with shapes scaled down, short ceilings (smoke tests)");
   app.add_option("--ops", o.ops, "ops to run, comma-separated: matmul_i8,matmul_i4,conv2d_i8,attention")
       ->delimiter(',')
@@ -475,42 +477,59 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--threads", o.threads, "threads for the cpu backend and the all-core ceilings "
                                          "(default: every CPU this process may use)")
-      ->check(CLI::Range(1, 4096));
+      ->check(CLI::Range(1, 4096))
+      ->take_last();
   app.add_option("--npu", o.npu, "virtual NPU profile: generic_16x16, rk3588, imx8mp or none")
       ->check(CLI::IsMember({"generic_16x16", "rk3588", "imx8mp", "none"}))
-      ->capture_default_str();
-  app.add_option("--out-dir", o.out_dir, "directory of the outputs")->capture_default_str();
-  app.add_option("--json", o.json_path, "JSON output path (default <out-dir>/envelope.json; none: skip)");
-  app.add_option("--html", o.html_path, "HTML report path (default <out-dir>/envelope.html; none: skip)");
+      ->capture_default_str()
+      ->take_last();
+  app.add_option("--out-dir", o.out_dir, "directory of the outputs")->capture_default_str()
+      ->take_last();
+  app.add_option("--json", o.json_path, "JSON output path (default <out-dir>/envelope.json; none: skip)")
+      ->take_last();
+  app.add_option("--html", o.html_path, "HTML report path (default <out-dir>/envelope.html; none: skip)")
+      ->take_last();
   app.add_option("--header", o.header_path,
-                 "board header path (default <out-dir>/<board-name>.hpp; none: skip)");
+                 "board header path (default <out-dir>/<board-name>.hpp; none: skip)")
+      ->take_last();
   app.add_option("--board-name", o.board_name, "C++ name of the generated board struct")
-      ->capture_default_str();
-  app.add_option("--seed", o.seed, "seed of the generated inputs")->capture_default_str();
+      ->capture_default_str()
+      ->take_last();
+  app.add_option("--seed", o.seed, "seed of the generated inputs")->capture_default_str()
+      ->take_last();
   app.add_option("--max-run-seconds", o.max_run_seconds,
                  "a backend whose full-shape run is predicted to take longer is timed on the "
                  "verification sample (default 2; quick 0.5)")
-      ->check(CLI::Range(0.0, 1e6));
+      ->check(CLI::Range(0.0, 1e6))
+      ->take_last();
   app.add_option("--target-seconds", o.target_seconds,
                  "timed runs per result add up to about this (default 0.25; quick 0.01)")
-      ->check(CLI::Range(0.0, 1e6));
+      ->check(CLI::Range(0.0, 1e6))
+      ->take_last();
   app.add_option("--max-reps", o.max_reps, "at most this many timed runs per result")
       ->check(CLI::Range(1, 100000))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->take_last();
   app.add_option("--ceiling-seconds", o.ceiling_seconds,
                  "time spent on each ceiling (default 0.25; quick 0.03)")
-      ->check(CLI::Range(0.0, 1e6));
+      ->check(CLI::Range(0.0, 1e6))
+      ->take_last();
   app.add_option("--verify-macs", o.verify_macs,
                  "multiply-accumulates the reference may spend per workload on the verification "
                  "sample (default 4e6; quick 3e5)")
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 50));
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 50))
+      ->take_last();
   app.add_option("--power-idle-w", o.power.idle_w, "board idle power for the profile (no sensor)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->take_last();
   app.add_option("--power-cpu-w-per-core", o.power.cpu_w_per_core, "CPU power per busy core")
-      ->capture_default_str();
-  app.add_option("--power-npu-w", o.power.npu_w, "NPU power at full load")->capture_default_str();
+      ->capture_default_str()
+      ->take_last();
+  app.add_option("--power-npu-w", o.power.npu_w, "NPU power at full load")->capture_default_str()
+      ->take_last();
   app.add_option("--power-budget-w", o.power.budget_w, "the board's power budget (0: 1.5 x the sum)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->take_last();
   app.add_flag("--no-progress", o.no_progress, "no progress bar or progress lines on stderr");
   app.add_flag("--no-color", o.no_color, "no colours (also: the NO_COLOR environment variable)");
   app.add_flag("--list", o.list, "list the workloads, ops, backends and NPU profiles, then exit");

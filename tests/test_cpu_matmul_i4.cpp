@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -531,6 +532,46 @@ TEST_CASE("cpu matmul_i4 dynamic_s8: the row quantizer reproduces the reference'
       for (std::int8_t v : want) sum += v;
       CHECK(qsum[0] == sum);
     }
+  }
+}
+
+TEST_CASE("cpu matmul_i4 f32: rows on both sides of the scaled conversion's range guard") {
+  // The AVX2 f32 kernels convert weights as (u - z) * 2^24 for rows that pass
+  // f32_scaled_conversion_ok (max |x| * k_padded < 2^99) and with the magic number 2^23
+  // otherwise. Rows here: ordinary; subnormal values; values of 2^105 (products of 2^109 are
+  // finite, but times 2^24 they would overflow: only the guard keeps these bits); values just
+  // past the guard; values just inside it; tiny normal values. Each must give the reference's
+  // bits (ord) or stay in the bound (fma), whichever conversion ran.
+  const std::int64_t k = 96, kp = 96;  // G = 32: whole units, k_padded = K
+  const float limit = std::ldexp(1.0f, 99 - std::bit_width(static_cast<std::uint64_t>(kp)));
+  // The guard itself, by hand.
+  std::vector<float> row(static_cast<std::size_t>(k), 1.0f);
+  const gi::row_source src{row.data(), 0, 1};
+  CHECK(gi::f32_scaled_conversion_ok(src, k, kp));
+  row[5] = 1e-40f;  // subnormal: fine
+  CHECK(gi::f32_scaled_conversion_ok(src, k, kp));
+  row[7] = -limit * 0.75f;
+  CHECK(gi::f32_scaled_conversion_ok(src, k, kp));
+  row[7] = limit;
+  CHECK_FALSE(gi::f32_scaled_conversion_ok(src, k, kp));
+  row[7] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_FALSE(gi::f32_scaled_conversion_ok(src, k, kp));
+  row[7] = -std::numeric_limits<float>::infinity();
+  CHECK_FALSE(gi::f32_scaled_conversion_ok(src, k, kp));
+
+  testing::rng r(514);
+  INFO("seed " << r.seed());
+  for (const dtype bt : {dtype::s4, dtype::u4}) {
+    problem p =
+        make_problem(r, i4_activation::f32, 1, 6, 19, k, 32, bt, bt == dtype::u4, dtype::f32, true);
+    float* a = p.a.data();
+    for (std::int64_t i = 0; i < k; i += 3) a[1 * k + i] = 3e-41f * a[1 * k + i];  // subnormals
+    for (std::int64_t i = 0; i < k; ++i) a[2 * k + i] *= 0x1p105f;   // row 2: overflow if scaled
+    for (std::int64_t i = 0; i < k; ++i) a[3 * k + i] *= limit / 2;  // row 3: past the guard
+    for (std::int64_t i = 0; i < k; ++i) a[4 * k + i] *= limit / 4;  // row 4: inside it
+    for (std::int64_t i = 0; i < k; ++i) a[5 * k + i] *= 0x1p-120f;  // row 5: tiny, normal
+    INFO(shape_of(p));
+    CHECK(check_every_kernel(p) >= 1);
   }
 }
 

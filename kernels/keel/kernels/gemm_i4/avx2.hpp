@@ -16,16 +16,18 @@
 //   vpmaddubsw, 2 vpaddw: about 7 uops per 64 MACs for one row, far under what memory feeds.
 //
 // f32 activations, techniques ord (the reference's bits) and fma (within the bound), 1x32:
-//   One output column per lane. Per K value, vpshufb moves byte 4c + i of each 128-bit half
-//   into dword c, where OR with 0x4B000000 makes the float 2^23 + u exactly; subtracting
-//   2^23 + z gives float(u - z) exactly (all are integers below 2^24). Then ord multiplies by
-//   the broadcast activation and adds (two roundings, as the reference), fma fuses the two.
-//   Each of the 4 panels is an independent chain, which hides the add latency.
+//   One output column per lane, so each lane runs the reference's sequence for its column. Per
+//   K value, vpshufb moves byte 4c + i of each 128-bit half into dword c, and the nibble becomes
+//   the float u - z exactly, in one of two ways (see f32_row): the magic number 2^23 (any row), or
+//   (u - z) * 2^24 through vcvtdq2ps (rows inside a range guard; one uop fewer). Then ord
+//   multiplies by the broadcast activation and adds (two roundings, as the reference); fma fuses
+//   the two. Each of the 4 panels is an independent chain. These kernels are bound by vector ALU
+//   uops (about 3.7 per 8 MACs for fma, 4.7 for ord, with 3 vector ports), not by memory: the
+//   conversion of every nibble to a float cannot be shared when M = 1.
 //
-// No contraction: `ord` and the f32 steps of `ubs` must round every product on its own. Their
-// functions are compiled without FMA, and in case a build enables FMA for the whole file
-// (-march=native), each product passes through an empty asm that the compiler cannot look into
-// (keep_rounded), so no multiply-add can be formed across it.
+// No contraction: `ord` and the f32 steps of `ubs` must round every product on its own, under
+// any -ffp-contract and -march. Each such product and the add that consumes it are one asm
+// statement (add_rounded_product), which no compiler can fuse.
 #pragma once
 
 #include "keel/kernels/gemm_i4/packing.hpp"
@@ -55,11 +57,18 @@ KEEL_GEMM_I4_TARGET_AVX2 inline __m256i broadcast_4_bytes(const void* p) noexcep
   return _mm256_set1_epi32(v);
 }
 
-// The value is rounded and stays rounded: an empty asm that claims to modify it, so that no
-// later add can be fused with the operation that produced it.
-KEEL_GEMM_I4_TARGET_AVX2 inline __m256 keep_rounded(__m256 v) noexcept {
-  asm("" : "+x"(v));
-  return v;
+// sum + rounded(a * b): a multiply and an add in one asm statement, so that no compiler can
+// fuse them (whatever -ffp-contract or -march says) and the product keeps its own rounding. (An
+// empty asm on the product alone did the same, but GCC 12 then computed the 32 products of a unit
+// before the adds, spilling them to the stack: 30% slower.)
+KEEL_GEMM_I4_TARGET_AVX2 inline __m256 add_rounded_product(__m256 sum, __m256 a,
+                                                           __m256 b) noexcept {
+  __m256 product;
+  asm("vmulps %[b], %[a], %[p]\n\t"
+      "vaddps %[p], %[s], %[s]"
+      : [s] "+x"(sum), [p] "=&x"(product)
+      : [a] "x"(a), [b] "x"(b));
+  return sum;
 }
 
 KEEL_GEMM_I4_TARGET_AVX2 inline __m256 load_scales(const std::uint8_t* rec,
@@ -207,10 +216,9 @@ KEEL_GEMM_I4_TARGET_AVX2 inline void s8_tile(const kernel_args& p, const std::ui
         const __m256i qs = _mm256_set1_epi32(p.qsum[r * p.ld_qsum + g]);
         const __m256i zq = ZP ? _mm256_mullo_epi32(z, qs) : _mm256_slli_epi32(qs, 3);
         const __m256i i = _mm256_sub_epi32(isum[r][j], zq);
-        const __m256 c = keep_rounded(_mm256_mul_ps(_mm256_set1_ps(p.a_scale[r]), s));
-        const __m256 t = keep_rounded(_mm256_mul_ps(_mm256_cvtepi32_ps(i), c));
+        const __m256 c = _mm256_mul_ps(_mm256_set1_ps(p.a_scale[r]), s);  // feeds only a product
         float* o = out + r * p.ld_out + j * kPanelCols;
-        _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), t));
+        _mm256_storeu_ps(o, add_rounded_product(_mm256_loadu_ps(o), _mm256_cvtepi32_ps(i), c));
       }
     }
     k0 += units * kUnitK;
@@ -221,36 +229,57 @@ static_assert(kDefaultZeroPoint == 8, "s8_tile multiplies by the default zero po
 
 // ---- f32 activations (ord, fma) -------------------------------------------------------------
 
-// vpshufb masks: mask i makes dword c of each 128-bit half take byte 4c + i of that half (the K
-// value k0 + i of column c, or of column c + 4 in the upper half) and zeroes the other 3 bytes.
-struct pick_masks {
-  alignas(32) std::uint8_t bytes[4][32] = {};
+// vpshufb masks: mask i moves byte 4c + i of each 128-bit half (the K value k0 + i of column c,
+// or of column c + 4 in the upper half) into dword c, at byte `at` (0 or 3), and zeroes the
+// other 3 bytes. `zmask` spreads 8 zero-point bytes (in bytes 0..7 of both halves) so that byte
+// 4c + i of each half holds column c's (c + 4's in the upper half).
+struct byte_masks {
+  alignas(32) std::uint8_t low[4][32] = {};   // the byte lands in bits 0-7
+  alignas(32) std::uint8_t high[4][32] = {};  // the byte lands in bits 24-31
+  alignas(32) std::uint8_t zmask[32] = {};
 };
-constexpr pick_masks make_pick_masks() noexcept {
-  pick_masks m;
-  for (int i = 0; i < 4; ++i) {
-    for (int b = 0; b < 32; ++b) {
-      const int in_half = b % 16;
-      m.bytes[i][b] = in_half % 4 == 0 ? static_cast<std::uint8_t>(in_half + i) : 0x80;
+constexpr byte_masks make_byte_masks() noexcept {
+  byte_masks m;
+  for (int b = 0; b < 32; ++b) {
+    const int in_half = b % 16;
+    const int dword_start = in_half - in_half % 4;
+    for (int i = 0; i < 4; ++i) {
+      m.low[i][b] = in_half % 4 == 0 ? static_cast<std::uint8_t>(in_half + i) : 0x80;
+      m.high[i][b] = in_half % 4 == 3 ? static_cast<std::uint8_t>(dword_start + i) : 0x80;
     }
+    m.zmask[b] = static_cast<std::uint8_t>(in_half / 4 + (b < 16 ? 0 : 4));
   }
   return m;
 }
-inline constexpr pick_masks kPickMasks = make_pick_masks();
+inline constexpr byte_masks kByteMasks = make_byte_masks();
 
 // One row x NP panels over all of K, one chain per panel: fused multiply-adds (fma), or the
-// reference's order and roundings (ord).
-template <int NP, bool ZP, bool Fused, bool Prefetch>
+// reference's order and roundings (ord). Two ways to turn a nibble into its float:
+//
+//   !Scaled  (any row)  pick u into a dword's low byte, OR 0x4B000000 -> the float 2^23 + u,
+//                       subtract 2^23 + z -> float(u - z) exactly. 4 ALU uops per 8 MACs with
+//                       fma, 5 with ord.
+//   Scaled   (rows that pass the range guard, see f32_row_scales)  subtract z from the unpacked
+//                       bytes once per 4 K values (vpsubb: u - z as s8), pick the byte into a
+//                       dword's top byte -> the int32 (u - z) * 2^24, vcvtdq2ps -> exact. Every
+//                       product and partial sum is then the reference's times 2^24 exactly (a
+//                       power of two, and the guard keeps them normal and finite), so scaling the
+//                       group sum by 2^-24 gives back the reference's group sum bit for bit. 3 ALU
+//                       uops per 8 MACs with fma, 4 with ord.
+template <int NP, bool ZP, bool Fused, bool Prefetch, bool Scaled>
 KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_row(const kernel_args& p, const std::uint8_t* w,
                                                  const float* x, float* out) noexcept {
   const packed_geometry& geo = *p.geo;
   const __m256i nibble = _mm256_set1_epi8(0x0F);
   const __m256i magic = _mm256_set1_epi32(0x4B000000);  // the float 2^23
   const __m256 default_offset = _mm256_set1_ps(8388608.0f + kDefaultZeroPoint);
+  const __m256 unscale = _mm256_set1_ps(0x1p-24f);
   __m256i pick[4];
 #pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i)
-    pick[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(kPickMasks.bytes[i]));
+  for (int i = 0; i < 4; ++i) {
+    pick[i] = _mm256_load_si256(
+        reinterpret_cast<const __m256i*>(Scaled ? kByteMasks.high[i] : kByteMasks.low[i]));
+  }
 
   __m256 acc[NP];
 #pragma GCC unroll 4
@@ -260,13 +289,24 @@ KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_row(const kernel_args& p, const std
   std::int64_t k0 = 0;
   for (std::int64_t g = 0; g < geo.groups; ++g) {
     const std::int64_t units = geo.units_of(g);
-    // Setup: 2^23 + z per panel, as floats (z from the record, or the default 8).
-    __m256 offset[NP];
+    // Setup: per panel, 2^23 + z as floats (!Scaled), or z in every byte of its column (Scaled).
+    [[maybe_unused]] __m256 offset[NP];
+    [[maybe_unused]] __m256i zbytes[NP];
 #pragma GCC unroll 4
     for (int j = 0; j < NP; ++j) {
-      if constexpr (ZP) {
-        offset[j] = _mm256_castsi256_ps(
-            _mm256_add_epi32(load_zero_points(rec + j * p.panel_stride, units), magic));
+      const std::uint8_t* rj = rec + j * p.panel_stride;
+      if constexpr (Scaled) {
+        if constexpr (ZP) {
+          std::int64_t z8;
+          std::memcpy(&z8, rj + units * kUnitBytes + kScaleBytes, sizeof(z8));
+          zbytes[j] = _mm256_shuffle_epi8(
+              _mm256_set1_epi64x(z8),
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(kByteMasks.zmask)));
+        } else {
+          zbytes[j] = _mm256_set1_epi8(kDefaultZeroPoint);
+        }
+      } else if constexpr (ZP) {
+        offset[j] = _mm256_castsi256_ps(_mm256_add_epi32(load_zero_points(rj, units), magic));
       } else {
         offset[j] = default_offset;
       }
@@ -295,19 +335,27 @@ KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_row(const kernel_args& p, const std
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wu + j * p.panel_stride));
         half[j][0] = _mm256_and_si256(v, nibble);
         half[j][1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+        if constexpr (Scaled) {
+          half[j][0] = _mm256_sub_epi8(half[j][0], zbytes[j]);
+          half[j][1] = _mm256_sub_epi8(half[j][1], zbytes[j]);
+        }
       }
 #pragma GCC unroll 8
       for (int i = 0; i < 8; ++i) {
         const __m256 xb = _mm256_broadcast_ss(xu + i);
 #pragma GCC unroll 4
         for (int j = 0; j < NP; ++j) {
-          const __m256i bits =
-              _mm256_or_si256(_mm256_shuffle_epi8(half[j][i / 4], pick[i % 4]), magic);
-          const __m256 wv = _mm256_sub_ps(_mm256_castsi256_ps(bits), offset[j]);  // exact
+          const __m256i picked = _mm256_shuffle_epi8(half[j][i / 4], pick[i % 4]);
+          __m256 wv;  // float(u - z), times 2^24 when Scaled; exact either way
+          if constexpr (Scaled) {
+            wv = _mm256_cvtepi32_ps(picked);
+          } else {
+            wv = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_or_si256(picked, magic)), offset[j]);
+          }
           if constexpr (Fused) {
             gsum[j] = _mm256_fmadd_ps(xb, wv, gsum[j]);
           } else {
-            gsum[j] = _mm256_add_ps(gsum[j], keep_rounded(_mm256_mul_ps(xb, wv)));
+            gsum[j] = add_rounded_product(gsum[j], xb, wv);
           }
         }
       }
@@ -317,10 +365,11 @@ KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_row(const kernel_args& p, const std
 #pragma GCC unroll 4
     for (int j = 0; j < NP; ++j) {
       const __m256 s = load_scales(rec + j * p.panel_stride, units);
+      if constexpr (Scaled) gsum[j] = _mm256_mul_ps(gsum[j], unscale);  // exact: a power of two
       if constexpr (Fused) {
         acc[j] = _mm256_fmadd_ps(s, gsum[j], acc[j]);
       } else {
-        acc[j] = _mm256_add_ps(acc[j], keep_rounded(_mm256_mul_ps(s, gsum[j])));
+        acc[j] = add_rounded_product(acc[j], s, gsum[j]);
       }
     }
     k0 += units * kUnitK;
@@ -355,18 +404,28 @@ KEEL_GEMM_I4_TARGET_AVX2 inline void s8_panels(const kernel_args& p) noexcept {
   }
 }
 
+template <int NP, bool ZP, bool Fused, bool Prefetch, bool Scaled>
+KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_row_panels(const kernel_args& p, const float* x,
+                                                        float* out) noexcept {
+  int j = 0;
+  for (; j + NP <= p.panels; j += NP) {
+    f32_row<NP, ZP, Fused, Prefetch, Scaled>(p, p.w + j * p.panel_stride, x, out + j * kPanelCols);
+  }
+  for (; j < p.panels; ++j) {
+    f32_row<1, ZP, Fused, Prefetch, Scaled>(p, p.w + j * p.panel_stride, x, out + j * kPanelCols);
+  }
+}
+
 template <int NP, bool ZP, bool Fused, bool Prefetch>
 KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_panels(const kernel_args& p) noexcept {
   const auto* a = static_cast<const float*>(p.a);
   for (int r = 0; r < p.rows; ++r) {
-    int j = 0;
-    for (; j + NP <= p.panels; j += NP) {
-      f32_row<NP, ZP, Fused, Prefetch>(p, p.w + j * p.panel_stride, a + r * p.lda,
-                                       p.out + r * p.ld_out + j * kPanelCols);
-    }
-    for (; j < p.panels; ++j) {
-      f32_row<1, ZP, Fused, Prefetch>(p, p.w + j * p.panel_stride, a + r * p.lda,
-                                      p.out + r * p.ld_out + j * kPanelCols);
+    const float* x = a + r * p.lda;
+    float* out = p.out + r * p.ld_out;
+    if (p.f32_scaled_ok != nullptr && p.f32_scaled_ok[r]) {
+      f32_row_panels<NP, ZP, Fused, Prefetch, true>(p, x, out);
+    } else {
+      f32_row_panels<NP, ZP, Fused, Prefetch, false>(p, x, out);
     }
   }
 }

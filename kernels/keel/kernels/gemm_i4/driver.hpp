@@ -224,8 +224,9 @@ struct prepared_rows {
   std::int64_t lda = 0;     // elements between rows
   buffer<std::int8_t> q;
   buffer<float> x;
-  buffer<std::int32_t> qsum;  // [R][groups]
-  buffer<float> a_scale;      // [R]
+  buffer<std::int32_t> qsum;       // [R][groups]
+  buffer<float> a_scale;           // [R]
+  buffer<std::uint8_t> scaled_ok;  // f32: [R] f32_scaled_conversion_ok per row
 };
 
 inline Status prepare_rows(const matmul_i4_desc& d, const packed_geometry& geo,
@@ -234,6 +235,13 @@ inline Status prepare_rows(const matmul_i4_desc& d, const packed_geometry& geo,
   const std::int64_t rows = d.batch * d.m;
   const std::int64_t kp = geo.k_padded;
   if (!dynamic) {
+    if (!out.scaled_ok.allocate(rows)) return out_of_memory("row flags", rows);
+    keel::backends::cpu_detail::parallel_for(
+        rows, max_threads, [&](std::int64_t r0, std::int64_t r1) {
+          for (std::int64_t r = r0; r < r1; ++r) {
+            out.scaled_ok[r] = f32_scaled_conversion_ok(a_row(a, r / d.m, r % d.m), d.k, kp);
+          }
+        });
     // In place when the rows are dense, whole units long, and evenly spaced across batches.
     const bool batched = a.a.rank == 3;
     const int rm = batched ? 1 : 0;
@@ -381,6 +389,7 @@ inline Status run(const matmul_i4_desc& d, const packed_weights& p, const matmul
                 ka.a_scale = pr.a_scale.data() + r0;
               } else {
                 ka.a = static_cast<const float*>(pr.a) + r0 * pr.lda;
+                ka.f32_scaled_ok = pr.scaled_ok.data() + r0;
               }
               kern.fn(ka);
               // Store: + bias (one rounding, as the reference), then out at its strides.

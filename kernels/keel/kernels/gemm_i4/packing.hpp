@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -95,6 +96,21 @@ inline void copy_row_f32(const row_source& src, std::int64_t k, std::int64_t k_p
     for (std::int64_t i = 0; i < k; ++i) dst[i] = x[i * src.stride];
   }
   for (std::int64_t i = k; i < k_padded; ++i) dst[i] = 0.0f;
+}
+
+// Whether the f32 kernels' scaled conversion (weights as (u - z) * 2^24, gemm_i4/avx2.hpp) is
+// exact for this row: max |x| * k_padded < 2^99, so that every product and partial sum times 2^24
+// stays below 2^(99 + 4 + 24) = 2^127 (|u - z| <= 15 < 2^4); NaN and infinities fail. Scaling by
+// a power of two changes no rounding while nothing overflows: normal results scale exactly, and
+// subnormal x (multiples of 2^-149) times small integers are exact whether scaled or not.
+inline bool f32_scaled_conversion_ok(const row_source& src, std::int64_t k,
+                                     std::int64_t k_padded) noexcept {
+  const float limit = std::ldexp(1.0f, 99 - std::bit_width(static_cast<std::uint64_t>(k_padded)));
+  const float* x = src.base + src.offset;
+  for (std::int64_t i = 0; i < k; ++i) {
+    if (!(std::fabs(x[i * src.stride]) < limit)) return false;  // too large, infinite or NaN
+  }
+  return true;
 }
 
 // Whether a row holds only finite values (the dynamic_s8 precondition).

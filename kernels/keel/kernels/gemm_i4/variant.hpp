@@ -218,9 +218,12 @@ struct kernel_args {
   const std::int32_t* qsum = nullptr;  // s8: [rows][groups] sum of A' over each group
   std::int64_t ld_qsum = 0;
   const float* a_scale = nullptr;  // s8: [rows] the row scales
-  int rows = 0;                    // 1..mr
-  int panels = 0;                  // 1..np (gemv: any count)
-  float* out = nullptr;            // [rows][ld_out]
+  // f32, optional: [rows], nonzero where the row passes f32_scaled_conversion_ok (packing.hpp):
+  // kernels may then use a faster exact conversion of the weights (gemm_i4/avx2.hpp).
+  const std::uint8_t* f32_scaled_ok = nullptr;
+  int rows = 0;          // 1..mr
+  int panels = 0;        // 1..np (gemv: any count)
+  float* out = nullptr;  // [rows][ld_out]
   std::int64_t ld_out = 0;
 };
 

@@ -7,8 +7,8 @@
 //   gemv_s4s8_f32/keel/M1_N4096_K4096_2t       dynamic_s8 activations (each row quantized to s8
 //                                              inside the timed call)
 //   gemm_s4s8_f32/keel/M512_N4096_K4096_2t     the same at M > 1 (prefill)
-//   gemv_s4f32_f32/keel_fma/...                f32 activations with the fma kernel forced: within
-//                                              the float bound, not the reference's bits
+//   gemv_s4f32_f32/keel_fma/...                f32 activations with an fma kernel forced (within
+//   gemm_s4f32_f32/keel_fma/...                the float bound, not the reference's bits)
 //   <op>/keel_<kernel name>/...                with KEEL_BENCH_KERNELS=1: every registered kernel
 //                                              this CPU runs, forced
 //
@@ -136,20 +136,29 @@ void bm_keel_i4(benchmark::State& state, mm_shape s, int threads, bool dynamic, 
 // Registers keel's int4 rows before main runs (bench_matmul's main is shared with the peers).
 const bool registered = [] {
   const bool every_kernel = std::getenv("KEEL_BENCH_KERNELS") != nullptr;
-  const int fma = gi::find_kernel("gemm_f32u4_f32_p8k8_1x32_avx2_fma");
+  // The fma kernel the chooser would take if fma kernels came first: a gemv for M = 1.
+  const auto fma_kernel = [](const mm_shape& s) {
+    keel::matmul_i4_desc d;
+    d.m = s.m;
+    for (const gi::kernel_op op : {gi::kernel_op::gemv, gi::kernel_op::gemm}) {
+      for (int i = 0; i < gi::kRegistrySize; ++i) {
+        const gi::kernel& k = gi::kRegistry[i];
+        if (k.v.op == op && k.v.tech == gi::technique::fma && !gi::kernel_unfit(k, d)) return i;
+      }
+    }
+    return -1;
+  };
   for (const mm_shape& s : kShapes) {
     for (int t : thread_counts()) {
       for (const bool dynamic : {false, true}) {
         const std::string dtypes = dynamic ? "s4s8_f32" : "s4f32_f32";
         const auto add = [&](const std::string& impl, int kernel) {
           const std::string name = row_name(dtypes, impl, s, t);
-          timing(benchmark::RegisterBenchmark(name.c_str(), bm_keel_i4, s, t, dynamic, kernel,
-                                              name));
+          timing(
+              benchmark::RegisterBenchmark(name.c_str(), bm_keel_i4, s, t, dynamic, kernel, name));
         };
         add("keel", -1);
-        if (!dynamic && s.m == 1 && fma >= 0 && gi::available(gi::kRegistry[fma].v)) {
-          add("keel_fma", fma);
-        }
+        if (!dynamic && fma_kernel(s) >= 0) add("keel_fma", fma_kernel(s));
         if (!every_kernel) continue;
         keel::matmul_i4_desc d;
         d.m = s.m;

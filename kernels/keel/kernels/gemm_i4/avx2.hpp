@@ -381,6 +381,127 @@ KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_row(const kernel_args& p, const std
   for (int j = 0; j < NP; ++j) _mm256_storeu_ps(out + j * kPanelCols, acc[j]);
 }
 
+// Rows (1..8) x NP panels over all of K, for M > 1: the conversion of each weight to a float
+// (2 or 3 ALU uops per 8 weights) is shared by the rows of the tile, instead of being redone per
+// row as in f32_row. Per K value and panel: the conversion, then per row a broadcast (a load) and
+// the multiply-add(s) into that row's chain (8 independent chains); out holds the f32 sums. Scaled
+// only when every row of the tile passes the guard. Registers (8 x 8): 8 group sums, 2 unpacked
+// halves, the weight and the broadcast. Measured per core against 4 rows x 2 panels: 8 rows share
+// each conversion twice as widely (ord 2.3 instead of 2.6 ALU uops per 8 MACs, fma 1.3 for 1.6).
+inline constexpr int kF32TileRows = 8;
+template <int Rows, int NP, bool ZP, bool Fused, bool Scaled>
+KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_tile(const kernel_args& p, const std::uint8_t* w,
+                                                  float* out) noexcept {
+  const packed_geometry& geo = *p.geo;
+  const auto* a = static_cast<const float*>(p.a);
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
+  const __m256i magic = _mm256_set1_epi32(0x4B000000);  // the float 2^23
+  const __m256 unscale = _mm256_set1_ps(0x1p-24f);
+
+  // Setup: the f32 sums start at +0, as the reference's.
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) {
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; ++j) {
+      _mm256_storeu_ps(out + r * p.ld_out + j * kPanelCols, _mm256_setzero_ps());
+    }
+  }
+
+  const std::uint8_t* rec = w;
+  std::int64_t k0 = 0;
+  for (std::int64_t g = 0; g < geo.groups; ++g) {
+    const std::int64_t units = geo.units_of(g);
+    [[maybe_unused]] __m256 offset[NP];
+    [[maybe_unused]] __m256i zbytes[NP];
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; ++j) {
+      const std::uint8_t* rj = rec + j * p.panel_stride;
+      if constexpr (Scaled) {
+        if constexpr (ZP) {
+          std::int64_t z8;
+          std::memcpy(&z8, rj + units * kUnitBytes + kScaleBytes, sizeof(z8));
+          zbytes[j] = _mm256_shuffle_epi8(
+              _mm256_set1_epi64x(z8),
+              _mm256_load_si256(reinterpret_cast<const __m256i*>(kByteMasks.zmask)));
+        } else {
+          zbytes[j] = _mm256_set1_epi8(kDefaultZeroPoint);
+        }
+      } else if constexpr (ZP) {
+        offset[j] = _mm256_castsi256_ps(_mm256_add_epi32(load_zero_points(rj, units), magic));
+      } else {
+        offset[j] = _mm256_set1_ps(8388608.0f + kDefaultZeroPoint);
+      }
+    }
+    __m256 gsum[Rows][NP];
+#pragma GCC unroll 8
+    for (int r = 0; r < Rows; ++r) {
+#pragma GCC unroll 4
+      for (int j = 0; j < NP; ++j) gsum[r][j] = _mm256_setzero_ps();
+    }
+
+    // Main loop: one unit of every panel per step; per K value, convert once, use Rows times.
+    for (std::int64_t u = 0; u < units; ++u) {
+      const std::uint8_t* wu = rec + u * kUnitBytes;
+      const std::int64_t ku = k0 + u * kUnitK;
+      __m256i half[NP][2];
+#pragma GCC unroll 4
+      for (int j = 0; j < NP; ++j) {
+        const __m256i v =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wu + j * p.panel_stride));
+        half[j][0] = _mm256_and_si256(v, nibble);
+        half[j][1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+        if constexpr (Scaled) {
+          half[j][0] = _mm256_sub_epi8(half[j][0], zbytes[j]);
+          half[j][1] = _mm256_sub_epi8(half[j][1], zbytes[j]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) {
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; ++j) {
+          const __m256i pick = _mm256_load_si256(reinterpret_cast<const __m256i*>(
+              Scaled ? kByteMasks.high[i % 4] : kByteMasks.low[i % 4]));
+          const __m256i picked = _mm256_shuffle_epi8(half[j][i / 4], pick);
+          __m256 wv;  // float(u - z), times 2^24 when Scaled; exact either way
+          if constexpr (Scaled) {
+            wv = _mm256_cvtepi32_ps(picked);
+          } else {
+            wv = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_or_si256(picked, magic)), offset[j]);
+          }
+#pragma GCC unroll 8
+          for (int r = 0; r < Rows; ++r) {
+            const __m256 xb = _mm256_broadcast_ss(a + r * p.lda + ku + i);
+            if constexpr (Fused) {
+              gsum[r][j] = _mm256_fmadd_ps(xb, wv, gsum[r][j]);
+            } else {
+              gsum[r][j] = add_rounded_product(gsum[r][j], xb, wv);
+            }
+          }
+        }
+      }
+    }
+
+    // Group end: scale and add.
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; ++j) {
+      const __m256 s = load_scales(rec + j * p.panel_stride, units);
+#pragma GCC unroll 8
+      for (int r = 0; r < Rows; ++r) {
+        __m256 gs = gsum[r][j];
+        if constexpr (Scaled) gs = _mm256_mul_ps(gs, unscale);  // exact: a power of two
+        float* o = out + r * p.ld_out + j * kPanelCols;
+        if constexpr (Fused) {
+          _mm256_storeu_ps(o, _mm256_fmadd_ps(s, gs, _mm256_loadu_ps(o)));
+        } else {
+          _mm256_storeu_ps(o, add_rounded_product(_mm256_loadu_ps(o), s, gs));
+        }
+      }
+    }
+    k0 += units * kUnitK;
+    rec += geo.record_bytes_for(units);
+  }
+}
+
 // ---- dispatch over runtime row and panel counts -----------------------------------------------
 
 template <int NP, bool ZP, bool Prefetch, int Rows = 1>
@@ -430,6 +551,37 @@ KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_panels(const kernel_args& p) noexce
   }
 }
 
+template <int NP, bool ZP, bool Fused, bool Scaled, int Rows = 1>
+KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_tile_rows(const kernel_args& p, const std::uint8_t* w,
+                                                       float* out) noexcept {
+  if constexpr (Rows <= kF32TileRows) {
+    if (p.rows == Rows) return f32_tile<Rows, NP, ZP, Fused, Scaled>(p, w, out);
+    return f32_tile_rows<NP, ZP, Fused, Scaled, Rows + 1>(p, w, out);
+  }
+}
+
+// Every panel of the call in steps of NP, then the remaining ones one at a time.
+template <int NP, bool ZP, bool Fused>
+KEEL_GEMM_I4_TARGET_AVX2_FMA inline void f32_tiles(const kernel_args& p) noexcept {
+  bool scaled = p.f32_scaled_ok != nullptr;
+  for (int r = 0; scaled && r < p.rows; ++r) scaled = p.f32_scaled_ok[r] != 0;
+  int j = 0;
+  for (; j + NP <= p.panels; j += NP) {
+    if (scaled) {
+      f32_tile_rows<NP, ZP, Fused, true>(p, p.w + j * p.panel_stride, p.out + j * kPanelCols);
+    } else {
+      f32_tile_rows<NP, ZP, Fused, false>(p, p.w + j * p.panel_stride, p.out + j * kPanelCols);
+    }
+  }
+  for (; j < p.panels; ++j) {
+    if (scaled) {
+      f32_tile_rows<1, ZP, Fused, true>(p, p.w + j * p.panel_stride, p.out + j * kPanelCols);
+    } else {
+      f32_tile_rows<1, ZP, Fused, false>(p, p.w + j * p.panel_stride, p.out + j * kPanelCols);
+    }
+  }
+}
+
 }  // namespace detail
 
 // ---- the entry points the registry names --------------------------------------------------------
@@ -444,9 +596,15 @@ inline void gemm_s8_ubs(const kernel_args& p) noexcept {
   if (p.geo->has_zero_points) return detail::s8_panels<2, true, false>(p);
   return detail::s8_panels<2, false, false>(p);
 }
-// f32: one row at a time (the driver keeps the panels hot across the rows of a call), 4 panels.
+// f32 gemm: up to 8 rows by 1 panel, each weight converted once per tile.
 template <bool Fused>
 void gemm_f32(const kernel_args& p) noexcept {
+  if (p.geo->has_zero_points) return detail::f32_tiles<1, true, Fused>(p);
+  return detail::f32_tiles<1, false, Fused>(p);
+}
+// f32 gemv: one row at a time, 4 panels side by side, streamed with prefetch.
+template <bool Fused>
+void gemv_f32(const kernel_args& p) noexcept {
   if (p.geo->has_zero_points) return detail::f32_panels<4, true, Fused, true>(p);
   return detail::f32_panels<4, false, Fused, true>(p);
 }

@@ -341,7 +341,7 @@ inline Status run(const matmul_i4_desc& d, const packed_weights& p, const matmul
 
   // Phase 3: tiles. Each kernel call covers up to kChunkPanels panels into a stack tile.
   constexpr int kChunkPanels = 32;
-  constexpr int kMaxRows = 4;
+  constexpr int kMaxRows = 8;
   static_assert(
       [] {
         for (const kernel& k : kRegistry) {

@@ -477,3 +477,50 @@ TEST_CASE("vnni: full-range extremes up to the documented K limit, by hand") {
     }
   }
 }
+
+TEST_CASE("vnni: the bias saturates at the int32 limits, by hand, in every 16-column lane") {
+  const int gemm = vnni_kernel_or_skip(kGemmName);
+  const int gemv = vnni_kernel_or_skip(kGemvName);
+  if (gemm < 0 || gemv < 0) return;
+  // u8 A = 255, K = 1000; column c of B is 127 or -128 (c % 4 < 2 or not), so the sums are
+  // +32385000 and -32640000. Biases by column (c % 4): past INT32_MAX, past INT32_MIN, exactly
+  // at each limit, so that each of the 20 columns (two 16-column chunks) has a hand-known value.
+  const std::int64_t k = 1000, n = 20;
+  std::vector<std::int8_t> b(static_cast<std::size_t>(k * n));
+  std::vector<std::int32_t> bias(static_cast<std::size_t>(n)), expected(static_cast<std::size_t>(n));
+  for (std::int64_t c = 0; c < n; ++c) {
+    const bool positive = c % 4 < 2;
+    for (std::int64_t j = 0; j < k; ++j) b[static_cast<std::size_t>(j * n + c)] = positive ? 127 : -128;
+    const bool saturate = c % 2 == 0;
+    const std::int64_t sum = positive ? 32385000 : -32640000;
+    bias[static_cast<std::size_t>(c)] =
+        positive ? (saturate ? INT32_MAX - 1000 : static_cast<std::int32_t>(INT32_MAX - sum))
+                 : (saturate ? INT32_MIN + 5 : static_cast<std::int32_t>(INT32_MIN - sum));
+    expected[static_cast<std::size_t>(c)] = positive ? INT32_MAX : INT32_MIN;
+  }
+  for (const int kernel : {gemm, gemv}) {
+    const std::int64_t m = kernel == gemm ? 33 : 4;
+    std::vector<std::uint8_t> a(static_cast<std::size_t>(m * k), 255);
+    matmul_i8_desc d;
+    d.m = m;
+    d.n = n;
+    d.k = k;
+    matmul_i8_args args;
+    args.a = view(a.data(), {m, k});
+    args.b = view(b.data(), {k, n});
+    args.bias = bias;
+    for (int threads : kThreadSettings) {
+      INFO("kernel " << std::string(gk::kRegistry[kernel].name.view()) << " threads " << threads);
+      testing::guarded<std::int32_t> out(static_cast<std::size_t>(m * n));
+      args.out = view(out.data(), {m, n});
+      const Status s = cpu_backend(cpu_options{threads, kernel}).run(d, args);
+      REQUIRE_MESSAGE(s.ok(), std::string(s.message()));
+      CHECK(out.guards_intact());
+      std::int64_t wrong = 0;
+      for (std::int64_t i = 0; i < m * n; ++i) {
+        wrong += out[static_cast<std::size_t>(i)] != expected[static_cast<std::size_t>(i % n)];
+      }
+      CHECK(wrong == 0);
+    }
+  }
+}

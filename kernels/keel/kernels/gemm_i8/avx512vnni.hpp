@@ -23,7 +23,9 @@
 //   dword) is broadcast to all 16 lanes. Then one vpdpbusd adds 4 K steps of 16 rows of one
 //   column, and an accumulator holds a column of 16 rows. 32 rows x 8 columns = 16 accumulators,
 //   per K group 2 A loads + 8 broadcast loads for 16 vpdpbusd (the ports take 2 per cycle here:
-//   the ceiling row measures it). The tile is transposed back to rows once, at the end.
+//   the ceiling row measures it). The tile is transposed back to rows once, at the end. Its A
+//   panels come from an AVX-512 packer (gathers), and its s32 and fixed-point outputs from an
+//   AVX-512 epilogue (below): with the portable ones, they took half of a 1024^3 GEMM's time.
 // gemv 4x128 — rows of A are few, so B streams: a zmm load of 64 bytes is K groups g and g+1 of
 //   one panel's 8 columns; A's dwords of groups g and g+1 are spread to match (lanes 0-7 and
 //   8-15) with one vpermd per row; the two halves of the accumulator are added at the end.
@@ -39,6 +41,9 @@
 #include <cstring>
 
 #include "keel/check.hpp"
+#include "keel/kernels/gemm_i8/avx2.hpp"
+#include "keel/kernels/gemm_i8/epilogue.hpp"
+#include "keel/kernels/gemm_i8/packing.hpp"
 #include "keel/kernels/gemm_i8/variant.hpp"
 
 #define KEEL_TARGET_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
@@ -149,27 +154,89 @@ KEEL_TARGET_AVX512VNNI inline void dp4_panel(const std::uint8_t* a, const std::i
                                              std::int64_t kq, int rows, std::int32_t* raw,
                                              std::int64_t ld_raw) noexcept {
   static_assert(Halves == 1 || Halves == 2, "a 32-row tile is one or two halves of 16 rows");
-  // Setup: accumulator c##h = column c, rows 16h .. 16h + 15.
-#define KEEL_VNNI_DECLARE(c) __m512i acc##c##_0 = _mm512_setzero_si512(), acc##c##_1 = acc##c##_0;
+  // Setup: accumulator acc<c>_<h> = column c, rows 16h .. 16h + 15 (zeroed by the asm below).
+#define KEEL_VNNI_DECLARE(c) __m512i acc##c##_0, acc##c##_1;
   KEEL_VNNI_FOR_COLS(KEEL_VNNI_DECLARE)
 #undef KEEL_VNNI_DECLARE
 
-  // Main loop: per K group, the A rows as one or two zmm, then per column one broadcast of its
-  // 4 B values and one vpdpbusd per half.
-  for (std::int64_t g = 0; g < kq; ++g) {
-    const std::uint8_t* ag = a + g * (kGemmRows * 4);
-    const __m512i a0 = _mm512_loadu_si512(ag);
-    const __m512i a1 = Halves > 1 ? _mm512_loadu_si512(ag + 64) : a0;
-    const std::int8_t* bg = b + g * 32;
-#define KEEL_VNNI_STEP(c)                                              \
-  {                                                                    \
-    const __m512i bc = broadcast_dword(bg + 4 * (c));                  \
-    acc##c##_0 = _mm512_dpbusd_epi32(acc##c##_0, a0, bc);                  \
-    if constexpr (Halves > 1) acc##c##_1 = _mm512_dpbusd_epi32(acc##c##_1, a1, bc); \
+  // Main loop, in asm: per K group, the A rows as one or two zmm (zmm16, zmm17), then per
+  // column one broadcast of its 4 B values and one vpdpbusd per half. With intrinsics GCC 12
+  // allocated this loop cleanly in a small translation unit, but inside the cpu backend it added
+  // about 20 register moves and a spill per K group (seen with perf annotate in bench_matmul),
+  // which cost about a third of the kernel's time. Requires kq >= 1 (K >= 1 is validated).
+  // Operands: the accumulators are outputs only (zeroed first: GCC counts an in-out operand
+  // twice against its limit of 30), in any zmm but the clobbered ones.
+  // A streams from L2 (the driver sweeps an m-block of A panels per B panel, which stays in
+  // L1), and perf put the loop's stalls on the A loads: a software prefetch 2 KiB (16 K groups)
+  // ahead. Measured on this kernel alone with 1 MiB of A panels in L2, per CPU-second on the
+  // shared machine (noisy; best of 3 runs, K = 1024 / 4096): none 627 / 624, 512 B 651 / 704,
+  // 1 KiB 657 / 712, 2 KiB 691 / 714 GOPS; the vpdpbusd ceiling row reads about 729. Past the
+  // end of a panel it runs on into the next one (or past the buffer: a prefetch never faults).
+#define KEEL_VNNI_A_PREFETCH(off) "prefetcht0 2048+" off "(%[a])\n\t"
+  const std::uint8_t* ap = a;
+  const std::int8_t* bp = b;
+  std::int64_t n = kq;
+  KEEL_DASSERT(n >= 1, "at least one K group");
+  if constexpr (Halves == 2) {
+#define KEEL_VNNI_ASM_COL(off, lo, hi)         \
+  "vpbroadcastd " off "(%[b]), %%zmm18\n\t"    \
+  "vpdpbusd %%zmm18, %%zmm16, %[" lo "]\n\t"   \
+  "vpdpbusd %%zmm18, %%zmm17, %[" hi "]\n\t"
+#define KEEL_VNNI_ASM_ZERO(r) "vpxord %[" r "], %[" r "], %[" r "]\n\t"
+    __asm__ volatile(
+        KEEL_VNNI_ASM_ZERO("lo0") KEEL_VNNI_ASM_ZERO("lo1") KEEL_VNNI_ASM_ZERO("lo2")
+        KEEL_VNNI_ASM_ZERO("lo3") KEEL_VNNI_ASM_ZERO("lo4") KEEL_VNNI_ASM_ZERO("lo5")
+        KEEL_VNNI_ASM_ZERO("lo6") KEEL_VNNI_ASM_ZERO("lo7") KEEL_VNNI_ASM_ZERO("hi0")
+        KEEL_VNNI_ASM_ZERO("hi1") KEEL_VNNI_ASM_ZERO("hi2") KEEL_VNNI_ASM_ZERO("hi3")
+        KEEL_VNNI_ASM_ZERO("hi4") KEEL_VNNI_ASM_ZERO("hi5") KEEL_VNNI_ASM_ZERO("hi6")
+        KEEL_VNNI_ASM_ZERO("hi7")
+        "1:\n\t"
+        KEEL_VNNI_A_PREFETCH("0") KEEL_VNNI_A_PREFETCH("64")
+        "vmovdqu64 (%[a]), %%zmm16\n\t"
+        "vmovdqu64 64(%[a]), %%zmm17\n\t"
+        KEEL_VNNI_ASM_COL("0", "lo0", "hi0") KEEL_VNNI_ASM_COL("4", "lo1", "hi1")
+        KEEL_VNNI_ASM_COL("8", "lo2", "hi2") KEEL_VNNI_ASM_COL("12", "lo3", "hi3")
+        KEEL_VNNI_ASM_COL("16", "lo4", "hi4") KEEL_VNNI_ASM_COL("20", "lo5", "hi5")
+        KEEL_VNNI_ASM_COL("24", "lo6", "hi6") KEEL_VNNI_ASM_COL("28", "lo7", "hi7")
+        "add $128, %[a]\n\t"
+        "add $32, %[b]\n\t"
+        "dec %[n]\n\t"
+        "jnz 1b\n\t"
+        : [a] "+r"(ap), [b] "+r"(bp), [n] "+r"(n), [lo0] "=v"(acc0_0), [lo1] "=v"(acc1_0),
+          [lo2] "=v"(acc2_0), [lo3] "=v"(acc3_0), [lo4] "=v"(acc4_0), [lo5] "=v"(acc5_0),
+          [lo6] "=v"(acc6_0), [lo7] "=v"(acc7_0), [hi0] "=v"(acc0_1), [hi1] "=v"(acc1_1),
+          [hi2] "=v"(acc2_1), [hi3] "=v"(acc3_1), [hi4] "=v"(acc4_1), [hi5] "=v"(acc5_1),
+          [hi6] "=v"(acc6_1), [hi7] "=v"(acc7_1)
+        :
+        : "xmm16", "xmm17", "xmm18", "cc", "memory");
+#undef KEEL_VNNI_ASM_COL
+  } else {
+    // One half: each B dword is used once, so it is broadcast by the vpdpbusd itself ({1to16}).
+#define KEEL_VNNI_ASM_COL(off, lo) "vpdpbusd " off "(%[b])%{1to16%}, %%zmm16, %[" lo "]\n\t"
+    __asm__ volatile(
+        KEEL_VNNI_ASM_ZERO("lo0") KEEL_VNNI_ASM_ZERO("lo1") KEEL_VNNI_ASM_ZERO("lo2")
+        KEEL_VNNI_ASM_ZERO("lo3") KEEL_VNNI_ASM_ZERO("lo4") KEEL_VNNI_ASM_ZERO("lo5")
+        KEEL_VNNI_ASM_ZERO("lo6") KEEL_VNNI_ASM_ZERO("lo7")
+        "1:\n\t"
+        KEEL_VNNI_A_PREFETCH("0")
+        "vmovdqu64 (%[a]), %%zmm16\n\t"
+        KEEL_VNNI_ASM_COL("0", "lo0") KEEL_VNNI_ASM_COL("4", "lo1")
+        KEEL_VNNI_ASM_COL("8", "lo2") KEEL_VNNI_ASM_COL("12", "lo3")
+        KEEL_VNNI_ASM_COL("16", "lo4") KEEL_VNNI_ASM_COL("20", "lo5")
+        KEEL_VNNI_ASM_COL("24", "lo6") KEEL_VNNI_ASM_COL("28", "lo7")
+        "add $128, %[a]\n\t"
+        "add $32, %[b]\n\t"
+        "dec %[n]\n\t"
+        "jnz 1b\n\t"
+        : [a] "+r"(ap), [b] "+r"(bp), [n] "+r"(n), [lo0] "=v"(acc0_0), [lo1] "=v"(acc1_0),
+          [lo2] "=v"(acc2_0), [lo3] "=v"(acc3_0), [lo4] "=v"(acc4_0), [lo5] "=v"(acc5_0),
+          [lo6] "=v"(acc6_0), [lo7] "=v"(acc7_0)
+        :
+        : "xmm16", "cc", "memory");
+#undef KEEL_VNNI_ASM_COL
   }
-    KEEL_VNNI_FOR_COLS(KEEL_VNNI_STEP)
-#undef KEEL_VNNI_STEP
-  }
+#undef KEEL_VNNI_ASM_ZERO
+#undef KEEL_VNNI_A_PREFETCH
 
   // Store: back to rows.
   store_columns_as_rows(acc0_0, acc1_0, acc2_0, acc3_0, acc4_0, acc5_0, acc6_0, acc7_0, rows < 16 ? rows : 16,
@@ -283,10 +350,164 @@ KEEL_TARGET_AVX512VNNI void gemv_dp4_tile(const ukernel_args& p) noexcept {
 
 }  // namespace detail
 
-// The entry points the registry names. The A panels are the u8 panels of packing.hpp; the
-// epilogue and the A packer are the AVX2 ones (avx2.hpp), shared, not recompiled for AVX-512:
-// with AVX-512F enabled GCC may contract float multiply-adds (its FMA patterns accept AVX512F),
-// and the float requantization must round each product on its own.
+// ---- A packer for the gemm ---------------------------------------------------------------------
+
+// The gemm's A panel (packing.hpp's layout for mr = 32: [kq][32 rows][4] u8, A' = A ^ 0x80 for
+// s8, zeros past K and below `rows`) and its row sums, built a K group at a time: one masked
+// gather of dword g from 16 rows per half, the s8 flip as one xor, the row sums as a vpdpbusd
+// against bytes of 1 (exact: at most 255 * 4 per step into int32). The portable packer (the AVX2
+// build of pack_a_panel) writes the same bytes; perf showed it at 19% of a 1024^3 GEMM's time
+// against the VNNI kernel, about 1.5 ns per byte of A. Strided K, other tiles, or row strides
+// whose 32-bit gather offsets could overflow take the portable packer.
+KEEL_TARGET_AVX512VNNI inline void pack_a_gemm(const a_source& a, std::int64_t m0, int rows,
+                                               std::int64_t k, int mr, const packing& p,
+                                               void* dst_v, std::int32_t* rowsum) noexcept {
+  const std::int64_t sm = a.stride_m;
+  if (mr != kGemmRows || p.k_group != 4 || a.stride_k != 1 || sm < 0 ||
+      sm > INT32_MAX / kGemmRows) {
+    return avx2::pack_a<std::uint8_t>(a, m0, rows, k, mr, p, dst_v, rowsum);
+  }
+  KEEL_DASSERT(rows >= 1 && rows <= kGemmRows, "rows within the panel");
+  auto* dst = static_cast<std::uint8_t*>(dst_v);
+  const auto* base = static_cast<const std::uint8_t*>(a.data) + a.base + m0 * sm;
+  const std::int32_t s = static_cast<std::int32_t>(sm);
+
+  // Setup: per-lane row offsets, row masks, the flip and the ones.
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i idx_lo = _mm512_mullo_epi32(lane, _mm512_set1_epi32(s));
+  const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(16 * s));
+  const __mmask16 mask_lo = rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1);
+  const __mmask16 mask_hi = rows >= 32 ? __mmask16(0xFFFF)
+                            : rows > 16 ? __mmask16((1u << (rows - 16)) - 1)
+                                        : __mmask16(0);
+  const std::uint8_t flip = a.type == dtype::s8 ? 0x80 : 0x00;
+  const __m512i flip4 = _mm512_set1_epi32(static_cast<std::int32_t>(0x01010101u * flip));
+  const __m512i ones = _mm512_set1_epi32(0x01010101);
+  __m512i sum_lo = _mm512_setzero_si512(), sum_hi = _mm512_setzero_si512();
+
+  // Main loop: whole K groups.
+  const std::int64_t full = k / 4;
+  for (std::int64_t g = 0; g < full; ++g) {
+    const std::uint8_t* col = base + 4 * g;
+    __m512i lo = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask_lo, idx_lo, col, 1);
+    lo = _mm512_maskz_xor_epi32(mask_lo, lo, flip4);
+    sum_lo = _mm512_dpbusd_epi32(sum_lo, lo, ones);
+    _mm512_storeu_si512(dst + g * 128, lo);
+    __m512i hi = _mm512_setzero_si512();
+    if (mask_hi != 0) {
+      hi = _mm512_mask_i32gather_epi32(hi, mask_hi, idx_hi, col, 1);
+      hi = _mm512_maskz_xor_epi32(mask_hi, hi, flip4);
+      sum_hi = _mm512_dpbusd_epi32(sum_hi, hi, ones);
+    }
+    _mm512_storeu_si512(dst + g * 128 + 64, hi);
+  }
+
+  // Tail: a partial last group, byte by byte (a dword would read past the row).
+  alignas(64) std::int32_t sums[kGemmRows];
+  _mm512_store_si512(sums, sum_lo);
+  _mm512_store_si512(sums + 16, sum_hi);
+  const std::int64_t rem = k - 4 * full;
+  if (rem > 0) {
+    std::uint8_t* out = dst + full * 128;
+    std::memset(out, 0, 128);
+    for (int r = 0; r < rows; ++r) {
+      for (std::int64_t kk = 0; kk < rem; ++kk) {
+        const std::uint8_t v = static_cast<std::uint8_t>(base[r * sm + 4 * full + kk] ^ flip);
+        out[r * 4 + kk] = v;
+        sums[r] += v;
+      }
+    }
+  }
+  for (int r = 0; r < rows; ++r) rowsum[r] = sums[r];
+}
+
+// ---- epilogue ----------------------------------------------------------------------------------
+
+// The epilogue (epilogue.hpp's phases, the same arithmetic) for the integer output stages, with
+// 16 columns per zmm: s32, and s8/u8 in fixed_point mode, when out's columns are contiguous.
+// Everything else (f32 output, float_scale requantization, strided columns) is the shared AVX2
+// epilogue, unchanged: its float steps must not be compiled where AVX-512F lets GCC contract
+// them. perf showed the AVX2 epilogue at 26-32% of a 1024^3 GEMM with the VNNI kernel.
+//
+// Per element, as epilogue.hpp:
+//   S   = raw - zb'[n] * rowsum[m] + colterm[n]                         (mod 2^32)
+//   acc = S + bias[n], saturated to int32: on overflow (the operands share a sign and the sum's
+//         differs) the limit of the operands' sign, INT32_MIN or INT32_MAX
+//   s32: acc. s8/u8: ((acc * M + 2^(t-1)) >> t) + zp, clamped to the effective range, with
+//         t = 31 - shift in [1, 62], in int64 lanes (acc * M fits: |acc|, M < 2^31). Clamping
+//         once after adding zp equals quant.hpp's clamp to int32, + zp, clamp: the range lies
+//         inside int32 and |zp| <= 255.
+KEEL_TARGET_AVX512VNNI inline void epilogue(const epilogue_params& e, const std::int32_t* raw,
+                                            std::int64_t ld_raw, std::int64_t m0, int rows,
+                                            std::int64_t n0, int cols) noexcept {
+  const bool requant = e.out.type == dtype::s8 || e.out.type == dtype::u8;
+  if (e.out_stride_n != 1 || !(e.out.type == dtype::s32 ||
+                               (requant && e.out.mode == requant_mode::fixed_point))) {
+    return avx2::epilogue(e, raw, ld_raw, m0, rows, n0, cols);
+  }
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i int_max = _mm512_set1_epi32(INT32_MAX);
+  for (int c0 = 0; c0 < cols; c0 += 16) {
+    // Setup: the columns' constants.
+    const int nc = cols - c0 < 16 ? cols - c0 : 16;
+    const __mmask16 mask = static_cast<__mmask16>((1u << nc) - 1);
+    const std::int64_t n = n0 + c0;
+    const __m512i zb = _mm512_maskz_loadu_epi32(mask, e.zb + n);
+    const __m512i colterm = _mm512_maskz_loadu_epi32(mask, e.colterm + n);
+    const __m512i bias = e.bias != nullptr ? _mm512_maskz_loadu_epi32(mask, e.bias + n) : zero;
+    alignas(64) std::int64_t mult[16] = {}, shift[16] = {}, round[16] = {};
+    if (requant) {
+      for (int c = 0; c < nc; ++c) {
+        const quantized_multiplier q = e.rq[n + c].fixed;
+        mult[c] = q.multiplier;
+        shift[c] = 31 - q.shift;
+        round[c] = std::int64_t{1} << (shift[c] - 1);
+      }
+    }
+    const __m512i lo_limit = _mm512_set1_epi64(effective_min(e.out));
+    const __m512i hi_limit = _mm512_set1_epi64(effective_max(e.out));
+    const __m512i zp = _mm512_set1_epi64(e.out.zero_point);
+
+    for (int r = 0; r < rows; ++r) {
+      const std::int64_t m = m0 + r;
+      // Phases 1 and 2: zero points, then the saturating bias.
+      const __m512i raw_v = _mm512_maskz_loadu_epi32(mask, raw + r * ld_raw + c0);
+      __m512i acc = _mm512_add_epi32(
+          _mm512_sub_epi32(raw_v, _mm512_mullo_epi32(zb, _mm512_set1_epi32(e.rowsum[m]))),
+          colterm);
+      if (e.bias != nullptr) {
+        const __m512i sum = _mm512_add_epi32(acc, bias);
+        const __mmask16 overflow = _mm512_cmplt_epi32_mask(
+            _mm512_and_si512(_mm512_xor_si512(acc, sum), _mm512_xor_si512(bias, sum)), zero);
+        const __m512i limit = _mm512_xor_si512(_mm512_srai_epi32(acc, 31), int_max);
+        acc = _mm512_mask_mov_epi32(sum, overflow, limit);
+      }
+      // Phase 3: the output stage.
+      const std::int64_t off = e.out_base + m * e.out_stride_m + n;
+      if (!requant) {
+        _mm512_mask_storeu_epi32(static_cast<std::int32_t*>(e.out_data) + off, mask, acc);
+        continue;
+      }
+      __m128i bytes[2];
+      for (int h = 0; h < 2; ++h) {
+        const __m512i x = _mm512_cvtepi32_epi64(h == 0 ? _mm512_castsi512_si256(acc)
+                                                       : _mm512_extracti64x4_epi64(acc, 1));
+        __m512i v = _mm512_add_epi64(_mm512_mul_epi32(x, _mm512_load_si512(mult + 8 * h)),
+                                     _mm512_load_si512(round + 8 * h));
+        v = _mm512_add_epi64(_mm512_srav_epi64(v, _mm512_load_si512(shift + 8 * h)), zp);
+        v = _mm512_min_epi64(_mm512_max_epi64(v, lo_limit), hi_limit);
+        bytes[h] = _mm512_cvtepi64_epi8(v);  // the low byte: the s8 or u8 value
+      }
+      _mm_mask_storeu_epi8(static_cast<std::uint8_t*>(e.out_data) + off, mask,
+                           _mm_unpacklo_epi64(bytes[0], bytes[1]));
+    }
+  }
+}
+
+// ---- entry points -------------------------------------------------------------------------------
+
+// The microkernels the registry names. Both use the epilogue above; the gemm the A packer above,
+// the gemv the AVX2 build of the portable one (its M <= 4 rows cost little beside its weights).
 inline void gemm_dp4(const ukernel_args& p) noexcept {
   KEEL_DASSERT(p.rows >= 1 && p.rows <= kGemmRows, "gemm rows within the tile");
   if (p.rows <= 16) return detail::dp4_tile<1>(p);

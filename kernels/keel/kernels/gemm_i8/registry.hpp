@@ -59,13 +59,13 @@ inline constexpr int kGemvPanels = 16;
 inline constexpr kernel kRegistry[] = {
 #if defined(KEEL_GEMM_I8_HAVE_AVX512VNNI) && defined(KEEL_GEMM_I8_HAVE_AVX2)
     // Exact for all input and about 4x the AVX2 rate per core, so first where the CPU has it.
-    // The AVX2 epilogue and u8 A packer (avx512vnni.hpp says why not AVX-512 ones).
+    // avx512vnni.hpp says which parts of the epilogue and A packing are its own.
     make_kernel(registry_detail::gemm_u8s8(avx512vnni::kGemmRows, 1, isa::avx512vnni,
                                            technique::dp4),
-                &avx512vnni::gemm_dp4, &avx2::epilogue, &avx2::pack_a<std::uint8_t>),
+                &avx512vnni::gemm_dp4, &avx512vnni::epilogue, &avx512vnni::pack_a_gemm),
     make_kernel(registry_detail::gemm_u8s8(avx512vnni::kGemvRows, registry_detail::kGemvPanels,
                                            isa::avx512vnni, technique::dp4, kernel_op::gemv),
-                &avx512vnni::gemv_dp4<>, &avx2::epilogue, &avx2::pack_a<std::uint8_t>),
+                &avx512vnni::gemv_dp4<>, &avx512vnni::epilogue, &avx2::pack_a<std::uint8_t>),
 #endif
 #if defined(KEEL_GEMM_I8_HAVE_AVX2)
     make_kernel(registry_detail::gemm_u8s8(4, 3, isa::avx2, technique::ubs),

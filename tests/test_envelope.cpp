@@ -37,7 +37,9 @@ using namespace keel::envelope;
 
 namespace {
 
-std::int64_t out_bytes(const op_desc& d) { return output_elements(d) * element_bytes(output_type(d)); }
+std::int64_t out_bytes(const op_desc& d) {
+  return output_elements(d) * element_bytes(output_type(d));
+}
 
 Status reference_run(const problem& p, void* out) {
   backends::reference_backend ref;
@@ -112,8 +114,10 @@ std::vector<op_desc> sample_cases() {
   v.emplace_back(small_conv(9, 11, 5, 17, 3, 2, 1));
   v.emplace_back(small_conv(10, 10, 12, 12, 3, 1, 12));  // depthwise
   v.emplace_back(small_conv(7, 6, 6, 9, 3, 1, 3));       // grouped: 2 in, 3 out per group
-  v.emplace_back(small_attention(6, 3, 5, 9, 8, dtype::s8, scale_granularity::per_token, mask_kind::causal));
-  v.emplace_back(small_attention(4, 4, 3, 7, 16, dtype::f32, scale_granularity::per_head, mask_kind::none));
+  v.emplace_back(
+      small_attention(6, 3, 5, 9, 8, dtype::s8, scale_granularity::per_token, mask_kind::causal));
+  v.emplace_back(
+      small_attention(4, 4, 3, 7, 16, dtype::f32, scale_granularity::per_head, mask_kind::none));
   return v;
 }
 
@@ -131,7 +135,8 @@ TEST_CASE("samples: the reference on a sample equals the reference on the whole 
     if (auto* p = std::get_if<matmul_i4_problem>(&full); p && p->desc.b_type == dtype::u4) {
       const std::int64_t n = p->desc.n * p->desc.groups();
       REQUIRE(p->zero_point.allocate(n));
-      for (std::int64_t i = 0; i < n; ++i) p->zero_point.as<std::uint8_t>()[i] = static_cast<std::uint8_t>(r.uniform_int(0, 15));
+      for (std::int64_t i = 0; i < n; ++i)
+        p->zero_point.as<std::uint8_t>()[i] = static_cast<std::uint8_t>(r.uniform_int(0, 15));
     }
     if (auto* p = std::get_if<matmul_i8_problem>(&full)) {
       p->b_zero_point.resize(static_cast<std::size_t>(p->desc.n));
@@ -151,8 +156,8 @@ TEST_CASE("samples: the reference on a sample equals the reference on the whole 
     const std::int64_t eb = element_bytes(output_type(d));
     std::int64_t differ = 0;
     for (std::size_t i = 0; i < s.map.size(); ++i) {
-      differ += std::memcmp(part.data() + static_cast<std::int64_t>(i) * eb, whole.data() + s.map[i] * eb,
-                            static_cast<std::size_t>(eb)) != 0;
+      differ += std::memcmp(part.data() + static_cast<std::int64_t>(i) * eb,
+                            whole.data() + s.map[i] * eb, static_cast<std::size_t>(eb)) != 0;
     }
     CHECK(differ == 0);
     // The first output is always sampled (edge tiles), and the map never repeats an element.
@@ -258,16 +263,16 @@ TEST_CASE("tolerances: the matmul_i4 bound by hand, and what passes and fails it
 
 TEST_CASE("tolerances: an attention row that sees no key must be exactly zero") {
   testing::rng r(0xE5);
-  attention_desc d = small_attention(2, 1, 4, 6, 8, dtype::s8, scale_granularity::per_tensor,
-                                     mask_kind::causal);
+  attention_desc d =
+      small_attention(2, 1, 4, 6, 8, dtype::s8, scale_granularity::per_tensor, mask_kind::causal);
   d.causal_offset = -1;  // query 0 sees keys j <= -1: none
   INFO("seed " << r.seed());
   problem full;
   REQUIRE(materialize(op_desc(d), r.seed(), 0, full).ok());
   const std::vector<double> t = tolerances(full);
   for (std::int64_t h = 0; h < 2; ++h) {
-    CHECK(t[static_cast<std::size_t>(h * 4 * 8)] == 0.0);          // row 0 of each head
-    CHECK(t[static_cast<std::size_t>(h * 4 * 8 + 8)] > 0.0);       // row 1 sees key 0
+    CHECK(t[static_cast<std::size_t>(h * 4 * 8)] == 0.0);     // row 0 of each head
+    CHECK(t[static_cast<std::size_t>(h * 4 * 8 + 8)] > 0.0);  // row 1 sees key 0
   }
   aligned_bytes ref(out_bytes(op_desc(d)));
   REQUIRE(reference_run(full, ref.data()).ok());
@@ -299,9 +304,10 @@ void check_routing(const char* npu_profile, const std::vector<workload>& workloa
   R r(backends::cpu_backend{}, vnpu_backend(npu::virtual_npu(bc.npu.config)));
   const std::string policy(Policy<>::name);
 
-  for (const auto& [k, t] : {std::pair{op_kind::matmul_i8, dtype::s8}, std::pair{op_kind::matmul_i8, dtype::u8},
-                             std::pair{op_kind::matmul_i4, dtype::s4}, std::pair{op_kind::conv2d_i8, dtype::s8},
-                             std::pair{op_kind::attention, dtype::s8}, std::pair{op_kind::attention, dtype::f32}}) {
+  for (const auto& [k, t] :
+       {std::pair{op_kind::matmul_i8, dtype::s8}, std::pair{op_kind::matmul_i8, dtype::u8},
+        std::pair{op_kind::matmul_i4, dtype::s4}, std::pair{op_kind::conv2d_i8, dtype::s8},
+        std::pair{op_kind::attention, dtype::s8}, std::pair{op_kind::attention, dtype::f32}}) {
     const candidate_list& want = R::candidates(k, t);
     const std::vector<std::string> got =
         candidate_names(Board::profile, policy_backends, reference, policy, k, t);
@@ -310,7 +316,8 @@ void check_routing(const char* npu_profile, const std::vector<workload>& workloa
     for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == R::caps[want.index[i]].name);
   }
 
-  const std::vector<route_row> table = routing_table(Board::profile, policy_backends, reference, workloads);
+  const std::vector<route_row> table =
+      routing_table(Board::profile, policy_backends, reference, workloads);
   for (const route_row& row : table) {
     if (row.policy != policy) continue;
     const workload* w = nullptr;
@@ -366,7 +373,8 @@ TEST_CASE("profile: measured numbers, three digits, and a header with its banner
   c.push_back({"int8_mac.avx2.4t", "int8_mac", "avx2", "", 4, 388.88, "GOPS", 0, 0});
   c.push_back({"f32_fma.avx2.4t", "f32_fma", "avx2", "", 4, 190.04, "GFLOPS", 0, 0});
   c.push_back({"mem_read.avx2.4t", "mem_read", "avx2", "", 4, 17.777, "GB/s", 1 << 26, 0});
-  c.push_back({"mem_read.avx2.8t", "mem_read", "avx2", "", 8, 99.0, "GB/s", 1 << 26, 0});  // too many threads
+  c.push_back({"mem_read.avx2.8t", "mem_read", "avx2", "", 8, 99.0, "GB/s", 1 << 26,
+               0});  // too many threads
   npu_choice npu;
   npu.profile = "generic_16x16";
   REQUIRE(npu_profile_config(npu.profile, npu.config));
@@ -390,9 +398,12 @@ TEST_CASE("profile: measured numbers, three digits, and a header with its banner
   CHECK(copy.profile.name.data() == copy.name.data());
 
   const std::string h = board_header(p, m, "2030-01-02T03:04:05Z", "keel-envelope --quick");
-  CHECK(h.rfind("// keel/boards/test_board.hpp: a board profile GENERATED by keel-envelope.\n", 0) == 0);
-  CHECK(h.find("// Tool: keel-envelope " KEEL_VERSION_STRING "; date: 2030-01-02T03:04:05Z.") != std::string::npos);
-  CHECK(h.find("Machine: Test \"CPU\" 9000, 4 online CPUs (Linux 6.1, host testhost)") != std::string::npos);
+  CHECK(h.rfind("// keel/boards/test_board.hpp: a board profile GENERATED by keel-envelope.\n",
+                0) == 0);
+  CHECK(h.find("// Tool: keel-envelope " KEEL_VERSION_STRING "; date: 2030-01-02T03:04:05Z.") !=
+        std::string::npos);
+  CHECK(h.find("Machine: Test \"CPU\" 9000, 4 online CPUs (Linux 6.1, host testhost)") !=
+        std::string::npos);
   CHECK(h.find(".name = \"measured: Test \\\"CPU\\\" 9000 (testhost)\"") != std::string::npos);
   CHECK(h.find(".isa = isa::sse4_2 | isa::avx2 | isa::fma,") != std::string::npos);
   CHECK(h.find(".peak_int8_gops = 389.0,") != std::string::npos);
@@ -422,7 +433,8 @@ TEST_CASE("profile: measured numbers, three digits, and a header with its banner
   // The long name is split into adjacent literals: joined again, it is the whole name.
   std::string joined;
   const std::size_t name_at = bh.find(".name = ");
-  for (std::size_t q = bh.find('"', name_at); q < bh.find(",\n", name_at); q = bh.find('"', q + 1)) {
+  for (std::size_t q = bh.find('"', name_at); q < bh.find(",\n", name_at);
+       q = bh.find('"', q + 1)) {
     const std::size_t close = bh.find('"', q + 1);
     joined += bh.substr(q + 1, close - q - 1);
     q = close;
@@ -447,8 +459,9 @@ namespace {
 // A document in the system's temporary directory, named after this process (suites run in
 // parallel), removed by the test case that wrote it.
 std::string write_temp(const std::string& name, const nlohmann::json& doc) {
-  const std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                     ("keel_envelope_test_" + std::to_string(::getpid()) + "_" + name + ".json");
+  const std::filesystem::path path =
+      std::filesystem::temp_directory_path() /
+      ("keel_envelope_test_" + std::to_string(::getpid()) + "_" + name + ".json");
   std::ofstream(path) << doc.dump();
   return path.string();
 }
@@ -456,13 +469,17 @@ std::string write_temp(const std::string& name, const nlohmann::json& doc) {
 nlohmann::json compare_doc(std::vector<std::tuple<const char*, const char*, double>> entries) {
   nlohmann::json results = nlohmann::json::array();
   for (const auto& [w, b, t] : entries) {
-    results.push_back({{"workload", w}, {"backend", b}, {"outcome", "ok"}, {"timed_shape", "full"},
+    results.push_back({{"workload", w},
+                       {"backend", b},
+                       {"outcome", "ok"},
+                       {"timed_shape", "full"},
                        {"time_s", {{"best", t}, {"source", "wall clock"}}}});
   }
   return {{"schema", "keel-envelope"}, {"schema_version", kSchemaVersion}, {"results", results}};
 }
 
-std::string run_to_text(const std::string& a, const std::string& b, const compare_options& o, int& rc) {
+std::string run_to_text(const std::string& a, const std::string& b, const compare_options& o,
+                        int& rc) {
   std::FILE* out = std::tmpfile();
   std::FILE* err = std::tmpfile();
   rc = run_compare(a, b, o, out, err);
@@ -480,17 +497,21 @@ std::string run_to_text(const std::string& a, const std::string& b, const compar
 }  // namespace
 
 TEST_CASE("compare: faster, slower, unchanged, missing, and its exit statuses") {
-  const std::string a = write_temp("a", compare_doc({{"w1", "cpu", 2e-3}, {"w2", "cpu", 1e-3},
-                                                     {"w3", "cpu", 1e-3}, {"w4", "cpu", 1e-3}}));
-  const std::string b = write_temp("b", compare_doc({{"w1", "cpu", 1e-3}, {"w2", "cpu", 2e-3},
-                                                     {"w3", "cpu", 1.01e-3}, {"w5", "cpu", 1e-3}}));
+  const std::string a = write_temp(
+      "a",
+      compare_doc(
+          {{"w1", "cpu", 2e-3}, {"w2", "cpu", 1e-3}, {"w3", "cpu", 1e-3}, {"w4", "cpu", 1e-3}}));
+  const std::string b = write_temp(
+      "b",
+      compare_doc(
+          {{"w1", "cpu", 1e-3}, {"w2", "cpu", 2e-3}, {"w3", "cpu", 1.01e-3}, {"w5", "cpu", 1e-3}}));
   int rc = -1;
   std::string text = run_to_text(a, b, compare_options{}, rc);
   INFO(text);
   CHECK(rc == 0);
   CHECK(text.find("2.00x faster") != std::string::npos);
   CHECK(text.find("2.00x slower") != std::string::npos);
-  CHECK(text.find("unchanged (+1.0%)") != std::string::npos);
+  CHECK(text.find("unchanged (time +1.0%)") != std::string::npos);
   CHECK(text.find("1 faster, 1 slower, 1 unchanged") != std::string::npos);
   CHECK(text.find("1 only in a, 1 only in b") != std::string::npos);
 
@@ -588,7 +609,8 @@ TEST_CASE("measure_workload: every backend verifies; the hook turns a backend's 
         if (e.backend == "reference") {
           CHECK(e.outcome == "ok");
           CHECK(e.verified_on == "oracle");
-        } else if (e.backend == "keel_vnpu" && (e.op == op_kind::attention || e.op == op_kind::matmul_i4)) {
+        } else if (e.backend == "keel_vnpu" &&
+                   (e.op == op_kind::attention || e.op == op_kind::matmul_i4)) {
           CHECK(e.outcome == "unsupported");
         } else if (e.backend == hook) {
           CHECK(e.outcome == "mismatch");

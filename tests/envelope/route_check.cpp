@@ -32,7 +32,8 @@ int route_one() {
   std::vector<std::uint8_t> a(static_cast<std::size_t>(m * k));
   std::vector<std::int8_t> b(static_cast<std::size_t>(k * n));
   for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::uint8_t>((i * 37 + 11) % 251);
-  for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::int8_t>((i * 53 + 7) % 255 - 127);
+  for (std::size_t i = 0; i < b.size(); ++i)
+    b[i] = static_cast<std::int8_t>((i * 53 + 7) % 255 - 127);
   std::vector<float> scale(static_cast<std::size_t>(n), 0.01f);
   keel::matmul_i8_desc d;
   d.m = m;
@@ -71,10 +72,13 @@ void print_plans() {
     const keel::route_plan p = std::visit(
         [&](const auto& d) {
           using D = std::decay_t<decltype(d)>;
-          if constexpr (std::is_same_v<D, keel::matmul_i8_desc>) return r.plan(d, keel::matmul_i8_args{});
-          if constexpr (std::is_same_v<D, keel::matmul_i4_desc>) return r.plan(d, keel::matmul_i4_args{});
+          if constexpr (std::is_same_v<D, keel::matmul_i8_desc>)
+            return r.plan(d, keel::matmul_i8_args{});
+          if constexpr (std::is_same_v<D, keel::matmul_i4_desc>)
+            return r.plan(d, keel::matmul_i4_args{});
           if constexpr (std::is_same_v<D, keel::conv2d_desc>) return r.plan(d, keel::conv2d_args{});
-          if constexpr (std::is_same_v<D, keel::attention_desc>) return r.plan(d, keel::attention_args{});
+          if constexpr (std::is_same_v<D, keel::attention_desc>)
+            return r.plan(d, keel::attention_args{});
         },
         w.desc);
     std::printf("plan %s %s", std::string(Policy<>::name).c_str(), w.id.c_str());

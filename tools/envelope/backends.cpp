@@ -27,7 +27,8 @@ overloaded(F...) -> overloaded<F...>;
 
 std::vector<std::string> op_names(const backend_caps& c) {
   std::vector<std::string> v;
-  for (op_kind k : {op_kind::matmul_i8, op_kind::matmul_i4, op_kind::conv2d_i8, op_kind::attention}) {
+  for (op_kind k :
+       {op_kind::matmul_i8, op_kind::matmul_i4, op_kind::conv2d_i8, op_kind::attention}) {
     if (c.runs(k)) v.emplace_back(to_string(k));
   }
   return v;
@@ -54,12 +55,17 @@ class slot final : public backend_slot {
 
   Status prepare(const problem& p) override {
     release();
-    return std::visit(
-        overloaded{[&](const matmul_i8_problem& x) { return keep(backend_.pack(x.desc, x.args(nullptr)), mm8_); },
-                   [&](const matmul_i4_problem& x) { return keep(backend_.pack(x.desc, x.args(nullptr)), mm4_); },
-                   [&](const conv2d_problem& x) { return keep(backend_.pack(x.desc, x.args(nullptr)), conv_); },
-                   [&](const attention_problem&) { return Status::Ok(); }},
-        p);
+    return std::visit(overloaded{[&](const matmul_i8_problem& x) {
+                                   return keep(backend_.pack(x.desc, x.args(nullptr)), mm8_);
+                                 },
+                                 [&](const matmul_i4_problem& x) {
+                                   return keep(backend_.pack(x.desc, x.args(nullptr)), mm4_);
+                                 },
+                                 [&](const conv2d_problem& x) {
+                                   return keep(backend_.pack(x.desc, x.args(nullptr)), conv_);
+                                 },
+                                 [&](const attention_problem&) { return Status::Ok(); }},
+                      p);
   }
 
   Status run(const problem& p, void* out) override {
@@ -147,11 +153,17 @@ std::string cpu_kernels_text() {
 
 }  // namespace
 
-bool cpu_backend_has_tbb() { return KEEL_CPU_HAVE_TBB != 0; }
+bool cpu_backend_has_tbb() {
+  return KEEL_CPU_HAVE_TBB != 0;
+}
 
-int cpu_backend_threads(int cpu_threads) { return backends::cpu_detail::thread_count(cpu_threads); }
+int cpu_backend_threads(int cpu_threads) {
+  return backends::cpu_detail::thread_count(cpu_threads);
+}
 
-std::vector<std::string> npu_profile_names() { return {"generic_16x16", "rk3588", "imx8mp"}; }
+std::vector<std::string> npu_profile_names() {
+  return {"generic_16x16", "rk3588", "imx8mp"};
+}
 
 bool npu_profile_config(const std::string& name, npu::vnpu_config& out) {
   if (name == "generic_16x16") {
@@ -171,7 +183,8 @@ std::vector<std::unique_ptr<backend_slot>> make_backends(const backend_config& c
 
   backend_info ref;
   ref.detail = "scalar oracle kernels, one thread; timed on the verification sample only";
-  v.push_back(std::make_unique<slot<backends::reference_backend>>(backends::reference_backend{}, ref));
+  v.push_back(
+      std::make_unique<slot<backends::reference_backend>>(backends::reference_backend{}, ref));
 
   backends::cpu_options o;
   o.max_threads = c.cpu_threads;

@@ -25,7 +25,7 @@ struct backend_info {
   std::string status;  // "available", "not built"
   std::string detail;  // one line: kernels, threads, configuration
   bool bit_exact = false;
-  bool simulated = false;  // its time is a device model's prediction, not the host's clock
+  bool simulated = false;        // its time is a device model's prediction, not the host's clock
   std::vector<std::string> ops;  // op kinds its caps list
 };
 

@@ -210,7 +210,8 @@ __attribute__((target("avx512f"))) std::int64_t f32_fma512(std::int64_t iteratio
 }
 
 // Streaming read, 256-bit loads into four independent 64-bit lane sums.
-__attribute__((target("avx2"))) std::uint64_t read_sum_avx2(const std::byte* p, std::int64_t bytes) {
+__attribute__((target("avx2"))) std::uint64_t read_sum_avx2(const std::byte* p,
+                                                            std::int64_t bytes) {
   __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
   std::int64_t i = 0;
   for (; i + 128 <= bytes; i += 128) {
@@ -324,7 +325,8 @@ double measure_compute(compute_loop loop, int threads, double seconds) {
   const auto start = clock_type::now();
   do {
     std::vector<std::int64_t> ops(static_cast<std::size_t>(threads));
-    const double dt = run_team(threads, [&](int t) { ops[static_cast<std::size_t>(t)] = loop(per_round); });
+    const double dt =
+        run_team(threads, [&](int t) { ops[static_cast<std::size_t>(t)] = loop(per_round); });
     double total = 0;
     for (std::int64_t o : ops) total += static_cast<double>(o);
     if (dt > 0) best = std::max(best, total / dt);
@@ -352,8 +354,8 @@ std::int64_t llc_bytes(const machine_info& m) {
 
 std::int64_t stream_bytes_for(const machine_info& m, const ceiling_options& o) {
   if (o.stream_bytes > 0) return o.stream_bytes;
-  std::int64_t bytes = std::clamp<std::int64_t>(2 * llc_bytes(m), std::int64_t{64} << 20,
-                                                std::int64_t{1} << 30);
+  std::int64_t bytes =
+      std::clamp<std::int64_t>(2 * llc_bytes(m), std::int64_t{64} << 20, std::int64_t{1} << 30);
   // Never more than a quarter of the memory that is free now.
   if (m.memory.available_mib > 0) {
     bytes = std::min(bytes, (m.memory.available_mib << 20) / 4);
@@ -375,8 +377,9 @@ std::vector<compute_kind> compute_kinds(const machine_info& m) {
   std::vector<compute_kind> v;
 #if defined(__x86_64__)
   if (m.cpu.has("avx2")) {
-    v.push_back({"int8_mac", "avx2", "vpmaddubsw + vpmaddwd + vpaddd, 6 chains (keel's AVX2 sequence)",
-                 int8_avx2, "GOPS"});
+    v.push_back({"int8_mac", "avx2",
+                 "vpmaddubsw + vpmaddwd + vpaddd, 6 chains (keel's AVX2 sequence)", int8_avx2,
+                 "GOPS"});
   }
   if (m.cpu.has("avx512_vnni") && m.cpu.has("avx512f")) {
     v.push_back({"int8_mac", "avx512_vnni", "vpdpbusd zmm, 10 chains", int8_vnni512, "GOPS"});
@@ -482,11 +485,12 @@ std::vector<ceiling> measure_ceilings(const machine_info& m, const ceiling_optio
           slice(window, t, i, begin, size);
           begin += base;
           if (copy) {
-            std::memcpy(buf.data() + span + begin, buf.data() + begin, static_cast<std::size_t>(size));
+            std::memcpy(buf.data() + span + begin, buf.data() + begin,
+                        static_cast<std::size_t>(size));
           } else {
 #if defined(__x86_64__)
-            sums[static_cast<std::size_t>(i)] =
-                avx2 ? read_sum_avx2(buf.data() + begin, size) : read_sum_portable(buf.data() + begin, size);
+            sums[static_cast<std::size_t>(i)] = avx2 ? read_sum_avx2(buf.data() + begin, size)
+                                                     : read_sum_portable(buf.data() + begin, size);
 #else
             sums[static_cast<std::size_t>(i)] = read_sum_portable(buf.data() + begin, size);
 #endif

@@ -25,15 +25,15 @@ struct ceiling {
   std::string isa;     // "avx2", "avx512_vnni", "portable"
   std::string method;  // what the loop does, in words
   int threads = 1;
-  double value = 0;    // GOPS (an int8 MAC is 2 ops), GFLOPS (an FMA is 2), GB/s
+  double value = 0;  // GOPS (an int8 MAC is 2 ops), GFLOPS (an FMA is 2), GB/s
   std::string unit;
   std::int64_t buffer_bytes = 0;  // memory ceilings: the streamed buffer
   double seconds = 0;             // spent measuring it
 };
 
 struct ceiling_options {
-  int threads = 1;              // the all-core team
-  double seconds_each = 0.25;   // measuring time per ceiling
+  int threads = 1;                // the all-core team
+  double seconds_each = 0.25;     // measuring time per ceiling
   std::int64_t stream_bytes = 0;  // 0: twice the last-level cache, 64 MiB .. 1 GiB
 };
 

@@ -29,7 +29,8 @@ class aligned_bytes {
     size_ = 0;
     storage_.reset();
     if (bytes < 0) return false;
-    const auto rounded = (static_cast<std::size_t>(bytes) + kAlignment - 1) / kAlignment * kAlignment;
+    const auto rounded =
+        (static_cast<std::size_t>(bytes) + kAlignment - 1) / kAlignment * kAlignment;
     void* p = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
     if (p == nullptr) return false;
     storage_.reset(static_cast<std::byte*>(p));
@@ -86,7 +87,9 @@ class fast_rng {
   std::int64_t below(std::int64_t n) noexcept {
     return static_cast<std::int64_t>(next() % static_cast<std::uint64_t>(n));
   }
-  std::int64_t between(std::int64_t lo, std::int64_t hi) noexcept { return lo + below(hi - lo + 1); }
+  std::int64_t between(std::int64_t lo, std::int64_t hi) noexcept {
+    return lo + below(hi - lo + 1);
+  }
   // Uniform in [lo, hi).
   float uniform(float lo, float hi) noexcept {
     const float unit = static_cast<float>(next() >> 40) * (1.0f / 16777216.0f);
@@ -118,7 +121,9 @@ inline std::atomic<bool>& stop_flag() {
   static std::atomic<bool> flag{false};
   return flag;
 }
-inline bool stop_requested() { return stop_flag().load(std::memory_order_relaxed); }
+inline bool stop_requested() {
+  return stop_flag().load(std::memory_order_relaxed);
+}
 
 // ---- time --------------------------------------------------------------------------------------
 

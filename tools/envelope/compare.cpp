@@ -66,7 +66,10 @@ std::map<std::pair<std::string, std::string>, timed> entries(const json& doc) {
     const double best = t["best"].get<double>();
     if (!(best > 0)) continue;
     m[{r.value("workload", ""), r.value("backend", "")}] = {
-        best, r.contains("timed_shape") && r["timed_shape"].is_string() ? r["timed_shape"].get<std::string>() : "",
+        best,
+        r.contains("timed_shape") && r["timed_shape"].is_string()
+            ? r["timed_shape"].get<std::string>()
+            : "",
         t.value("source", "")};
   }
   return m;
@@ -86,7 +89,7 @@ std::string describe(const json& doc, const std::string& path) {
 std::string change_text(double ratio, double threshold) {
   if (ratio > 1 + threshold) return fmt::format("{:.2f}x faster", ratio);
   if (ratio < 1 / (1 + threshold)) return fmt::format("{:.2f}x slower", 1 / ratio);
-  return fmt::format("unchanged ({:+.1f}%)", (1 / ratio - 1) * 100);
+  return fmt::format("unchanged (time {:+.1f}%)", (1 / ratio - 1) * 100);
 }
 
 }  // namespace
@@ -106,8 +109,9 @@ int run_compare(const std::string& path_a, const std::string& path_b, const comp
   fmt::print(out, "a  {}\nb  {}\n", describe(a, path_a), describe(b, path_b));
   if (a.contains("run") && b.contains("run") && a["run"].is_object() && b["run"].is_object() &&
       a["run"].value("quick", false) != b["run"].value("quick", false)) {
-    fmt::print(out, "note: one run is --quick and the other is not: the shapes differ, nothing "
-                    "below is comparable\n");
+    fmt::print(out,
+               "note: one run is --quick and the other is not: the shapes differ, nothing "
+               "below is comparable\n");
   }
 
   // ---- ceilings ----
@@ -127,7 +131,8 @@ int run_compare(const std::string& path_a, const std::string& path_b, const comp
     const auto it = cb.find(id);
     if (it == cb.end() || !(va > 0) || !(it->second > 0)) continue;
     if (!header) {
-      fmt::print(out, "\nceilings (higher is better)\n  {:<28} {:>12} {:>12}  {}\n", "ceiling", "a", "b", "change");
+      fmt::print(out, "\nceilings (higher is better)\n  {:<28} {:>12} {:>12}  {}\n", "ceiling", "a",
+                 "b", "change");
       header = true;
     }
     fmt::print(out, "  {:<28} {:>12.4g} {:>12.4g}  {}\n", id, va, it->second,
@@ -138,7 +143,8 @@ int run_compare(const std::string& path_a, const std::string& path_b, const comp
   const auto ea = entries(a), eb = entries(b);
   int faster = 0, slower = 0, same = 0, skipped = 0;
   double worst_slowdown = 0;
-  fmt::print(out, "\nresults (best run; change = time a / time b)\n  {:<24} {:<10} {:>11} {:>11}  {}\n",
+  fmt::print(out,
+             "\nresults (best run; change = time a / time b)\n  {:<24} {:<10} {:>11} {:>11}  {}\n",
              "workload", "backend", "a", "b", "change");
   std::vector<std::pair<double, std::string>> lines;
   for (const auto& [key, ta] : ea) {
@@ -159,8 +165,8 @@ int run_compare(const std::string& path_a, const std::string& path_b, const comp
       ++same;
     }
     lines.emplace_back(ratio, fmt::format("  {:<24} {:<10} {:>11} {:>11}  {}{}", key.first,
-                                          key.second, format_seconds(ta.best), format_seconds(tb.best),
-                                          change_text(ratio, o.threshold),
+                                          key.second, format_seconds(ta.best),
+                                          format_seconds(tb.best), change_text(ratio, o.threshold),
                                           ta.source == "cycle model" ? " (simulated)" : ""));
   }
   // Biggest changes first: the slowest regressions, then the largest gains, then the rest.

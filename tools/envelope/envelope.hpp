@@ -24,9 +24,9 @@ inline constexpr int kSchemaVersion = 1;
 struct run_options {
   bool quick = false;
   std::uint64_t seed = 1;
-  int threads = 0;                 // cpu backend and all-core ceilings; 0: every usable CPU
-  double max_run_seconds = 2.0;    // a backend predicted slower on a full shape runs the sample
-  double target_seconds = 0.25;    // timed runs per entry add up to about this
+  int threads = 0;               // cpu backend and all-core ceilings; 0: every usable CPU
+  double max_run_seconds = 2.0;  // a backend predicted slower on a full shape runs the sample
+  double target_seconds = 0.25;  // timed runs per entry add up to about this
   int max_reps = 20;
   std::int64_t verify_macs = 4'000'000;  // the reference's work per workload (the sample)
   double ceiling_seconds = 0.25;
@@ -34,9 +34,9 @@ struct run_options {
 };
 
 struct timing {
-  double best_s = 0;    // fastest run
+  double best_s = 0;  // fastest run
   double median_s = 0;
-  int reps = 0;         // timed runs
+  int reps = 0;            // timed runs
   bool simulated = false;  // a device model's predicted time, not the host's clock
   double host_s = 0;       // simulated: what one run cost the host
 };
@@ -53,11 +53,11 @@ struct result_entry {
   double timed_ops = 0;     // ops and bytes of the timed shape (keel::work_of)
   double timed_bytes = 0;
   timing time;
-  double pack_s = 0;        // packing the weights of the timed shape once
-  double rate_gops = 0;     // timed_ops / best time
-  double roof_gops = 0;     // attainable at the workload's intensity on this backend's unit
+  double pack_s = 0;     // packing the weights of the timed shape once
+  double rate_gops = 0;  // timed_ops / best time
+  double roof_gops = 0;  // attainable at the workload's intensity on this backend's unit
   double share_roofline = 0;
-  double peak_gops = 0;     // the unit's compute peak for this op's math (int8 or f32)
+  double peak_gops = 0;  // the unit's compute peak for this op's math (int8 or f32)
   double share_peak = 0;
   std::string verified_on;  // "full", "full (sampled)", "sample", "full (sampled) + sample"
   check_result check;
@@ -65,13 +65,13 @@ struct result_entry {
 
 struct workload_record {
   workload w;
-  op_work work;       // of the full shape
-  std::string shape;  // shape_text
-  std::string dtypes; // dtype_text
-  std::string sample; // what the reference verified (sample description)
+  op_work work;                     // of the full shape
+  std::string shape;                // shape_text
+  std::string dtypes;               // dtype_text
+  std::string sample;               // what the reference verified (sample description)
   std::int64_t sample_outputs = 0;  // output elements the reference computed
   std::int64_t total_outputs = 0;   // output elements of the full shape
-  bool ran = false;   // false when the run stopped before it
+  bool ran = false;                 // false when the run stopped before it
   bool fits_in_llc = false;  // its operands fit in the last-level cache (a DRAM roof understates)
 };
 

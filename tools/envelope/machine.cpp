@@ -31,7 +31,8 @@ bool cpu_info::has(const std::string& feature) const {
 
 std::int64_t cpu_info::cache_kib(int level, bool data) const {
   for (const cache_info& c : caches) {
-    if (c.level == level && (c.type == "Unified" || (data ? c.type == "Data" : c.type == "Instruction"))) {
+    if (c.level == level &&
+        (c.type == "Unified" || (data ? c.type == "Data" : c.type == "Instruction"))) {
       return c.size_kib;
     }
   }
@@ -40,7 +41,8 @@ std::int64_t cpu_info::cache_kib(int level, bool data) const {
 
 int cpu_info::cache_shared_by(int level, bool data) const {
   for (const cache_info& c : caches) {
-    if (c.level == level && (c.type == "Unified" || (data ? c.type == "Data" : c.type == "Instruction"))) {
+    if (c.level == level &&
+        (c.type == "Unified" || (data ? c.type == "Data" : c.type == "Instruction"))) {
       return c.shared_by;
     }
   }
@@ -124,9 +126,9 @@ void detect_features(cpu_info& c) {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     xcr0 = (static_cast<std::uint64_t>(hi) << 32) | lo;
   }
-  const bool os_avx = (xcr0 & 0x6) == 0x6;             // XMM and YMM state
+  const bool os_avx = (xcr0 & 0x6) == 0x6;                 // XMM and YMM state
   const bool os_avx512 = os_avx && (xcr0 & 0xE0) == 0xE0;  // opmask, ZMM_Hi256, Hi16_ZMM
-  const bool os_amx = (xcr0 & 0x60000) == 0x60000;     // XTILECFG, XTILEDATA
+  const bool os_amx = (xcr0 & 0x60000) == 0x60000;         // XTILECFG, XTILEDATA
   unsigned b7 = 0, c7 = 0, d7 = 0, a71 = 0;
   if (max_leaf >= 7) {
     __cpuid_count(7, 0, a, b7, c7, d7);
@@ -211,7 +213,8 @@ void detect_topology(cpu_info& c) {
     k.level = std::atoi(level.c_str());
     k.type = read_line(base + "type");
     k.size_kib = parse_size_kib(read_line(base + "size"));
-    k.shared_by = std::max<int>(1, static_cast<int>(parse_cpu_list(read_line(base + "shared_cpu_list")).size()));
+    k.shared_by = std::max<int>(
+        1, static_cast<int>(parse_cpu_list(read_line(base + "shared_cpu_list")).size()));
     k.line_bytes = std::atoi(read_line(base + "coherency_line_size").c_str());
     c.caches.push_back(k);
   }

@@ -17,15 +17,15 @@ namespace keel::envelope {
 
 struct cache_info {
   int level = 0;
-  std::string type;         // "Data", "Instruction", "Unified"
+  std::string type;  // "Data", "Instruction", "Unified"
   std::int64_t size_kib = 0;
-  int shared_by = 1;        // logical CPUs sharing one instance
+  int shared_by = 1;  // logical CPUs sharing one instance
   int line_bytes = 0;
 };
 
 struct isa_feature {
-  std::string name;     // "avx2", "avx512_vnni", "asimddp", ...
-  bool usable = true;   // false: the CPU has it but the OS has not enabled its registers
+  std::string name;    // "avx2", "avx512_vnni", "asimddp", ...
+  bool usable = true;  // false: the CPU has it but the OS has not enabled its registers
 };
 
 struct cpu_info {
@@ -41,7 +41,7 @@ struct cpu_info {
   std::vector<cache_info> caches;
   bool hypervisor = false;
 
-  bool has(const std::string& feature) const;  // present and usable
+  bool has(const std::string& feature) const;          // present and usable
   std::int64_t cache_kib(int level, bool data) const;  // size of one instance; 0 if none
   int cache_shared_by(int level, bool data) const;
 };

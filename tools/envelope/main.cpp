@@ -245,7 +245,8 @@ int run_envelope(const cli_options& o, const std::string& command_line) {
       return 2;
     }
     for (const backend_info& b : absent_backends()) {
-      if (b.name == name) fmt::print(stderr, "keel-envelope: note: backend '{}' is {}\n", name, b.status);
+      if (b.name == name)
+        fmt::print(stderr, "keel-envelope: note: backend '{}' is {}\n", name, b.status);
     }
   }
   if (!ro.wrong_result_backend.empty()) {
@@ -260,21 +261,24 @@ int run_envelope(const cli_options& o, const std::string& command_line) {
                  ro.wrong_result_backend);
       return 2;
     }
-    fmt::print(stderr, "keel-envelope: test hook: the outputs of '{}' are corrupted on purpose "
-                       "(KEEL_ENVELOPE_WRONG_RESULT)\n", ro.wrong_result_backend);
+    fmt::print(stderr,
+               "keel-envelope: test hook: the outputs of '{}' are corrupted on purpose "
+               "(KEEL_ENVELOPE_WRONG_RESULT)\n",
+               ro.wrong_result_backend);
   }
 
   std::vector<workload> wl;
   for (const workload& w : default_workloads(o.quick)) {
     const std::string op(keel::to_string(kind_of(w.desc)));
     const bool op_ok = o.ops.empty() || std::find(o.ops.begin(), o.ops.end(), op) != o.ops.end();
-    const bool id_ok = o.workloads.empty() ||
-                       std::any_of(o.workloads.begin(), o.workloads.end(),
-                                   [&](const std::string& p) { return matches(w.id, p); });
+    const bool id_ok =
+        o.workloads.empty() || std::any_of(o.workloads.begin(), o.workloads.end(),
+                                           [&](const std::string& p) { return matches(w.id, p); });
     if (op_ok && id_ok) wl.push_back(w);
   }
-  e.selected_ops = o.ops.empty() ? std::vector<std::string>{"matmul_i8", "matmul_i4", "conv2d_i8", "attention"}
-                                 : o.ops;
+  e.selected_ops =
+      o.ops.empty() ? std::vector<std::string>{"matmul_i8", "matmul_i4", "conv2d_i8", "attention"}
+                    : o.ops;
   if (wl.empty()) {
     fmt::print(stderr, "keel-envelope: no workload matches --ops/--workloads (try --list)\n");
     return 2;
@@ -290,7 +294,8 @@ int run_envelope(const cli_options& o, const std::string& command_line) {
   if (o.quick) co.stream_bytes = std::int64_t{32} << 20;  // quick: cache-sized, marked as such
   bar.start(ceiling_count(e.machine, co));
   bar.line(fmt::format("measuring {} ceilings ...", ceiling_count(e.machine, co)));
-  e.ceilings = measure_ceilings(e.machine, co, [&](const std::string& id) { bar.step("ceiling " + id); });
+  e.ceilings =
+      measure_ceilings(e.machine, co, [&](const std::string& id) { bar.step("ceiling " + id); });
   bar.clear();
   print_ceilings(stdout, e, st);
 
@@ -392,8 +397,8 @@ int run_envelope(const cli_options& o, const std::string& command_line) {
              candidate_names(e.profile.profile, policy_backends, *reference, policy, k, t)) {
           order += (order.empty() ? "" : " > ") + n;
         }
-        e.candidates.emplace_back(fmt::format("{} {}/{}", policy, keel::to_string(k), keel::to_string(t)),
-                                  order);
+        e.candidates.emplace_back(
+            fmt::format("{} {}/{}", policy, keel::to_string(k), keel::to_string(t)), order);
       }
     }
   }
@@ -411,8 +416,10 @@ int run_envelope(const cli_options& o, const std::string& command_line) {
   if (e.has_profile) {
     e.header_text = board_header(e.profile, e.machine, e.started, command_line);
     if (!e.complete) {
-      e.header_text = "// NOTE: written from an interrupted run; its routing table covers only the "
-                      "workloads that ran.\n" + e.header_text;
+      e.header_text =
+          "// NOTE: written from an interrupted run; its routing table covers only the "
+          "workloads that ran.\n" +
+          e.header_text;
     }
   }
   // The document names the files it is written with; the header is only claimed once written.
@@ -464,8 +471,10 @@ int main(int argc, char** argv) {
   cli_options o;
   // A repeated single-value option takes its last value, so a wrapper (scripts/main.sh) can set
   // a default that the user's own arguments override.
-  app.add_flag("--quick", o.quick, "the same workloads with shapes scaled down, short ceilings (smoke tests)");
-  app.add_option("--ops", o.ops, "ops to run, comma-separated: matmul_i8,matmul_i4,conv2d_i8,attention")
+  app.add_flag("--quick", o.quick,
+               "the same workloads with shapes scaled down, short ceilings (smoke tests)");
+  app.add_option("--ops", o.ops,
+                 "ops to run, comma-separated: matmul_i8,matmul_i4,conv2d_i8,attention")
       ->delimiter(',')
       ->check(CLI::IsMember({"matmul_i8", "matmul_i4", "conv2d_i8", "attention"}));
   app.add_option("--backends", o.backends,
@@ -475,19 +484,23 @@ int main(int argc, char** argv) {
                  "workloads by id or prefix, comma-separated: llm7b, llm7b.decode, mbv2.b1.dw, "
                  "minilm, ... (see --list)")
       ->delimiter(',');
-  app.add_option("--threads", o.threads, "threads for the cpu backend and the all-core ceilings "
-                                         "(default: every CPU this process may use)")
+  app.add_option("--threads", o.threads,
+                 "threads for the cpu backend and the all-core ceilings "
+                 "(default: every CPU this process may use)")
       ->check(CLI::Range(1, 4096))
       ->take_last();
   app.add_option("--npu", o.npu, "virtual NPU profile: generic_16x16, rk3588, imx8mp or none")
       ->check(CLI::IsMember({"generic_16x16", "rk3588", "imx8mp", "none"}))
       ->capture_default_str()
       ->take_last();
-  app.add_option("--out-dir", o.out_dir, "directory of the outputs")->capture_default_str()
+  app.add_option("--out-dir", o.out_dir, "directory of the outputs")
+      ->capture_default_str()
       ->take_last();
-  app.add_option("--json", o.json_path, "JSON output path (default <out-dir>/envelope.json; none: skip)")
+  app.add_option("--json", o.json_path,
+                 "JSON output path (default <out-dir>/envelope.json; none: skip)")
       ->take_last();
-  app.add_option("--html", o.html_path, "HTML report path (default <out-dir>/envelope.html; none: skip)")
+  app.add_option("--html", o.html_path,
+                 "HTML report path (default <out-dir>/envelope.html; none: skip)")
       ->take_last();
   app.add_option("--header", o.header_path,
                  "board header path (default <out-dir>/<board-name>.hpp; none: skip)")
@@ -495,7 +508,8 @@ int main(int argc, char** argv) {
   app.add_option("--board-name", o.board_name, "C++ name of the generated board struct")
       ->capture_default_str()
       ->take_last();
-  app.add_option("--seed", o.seed, "seed of the generated inputs")->capture_default_str()
+  app.add_option("--seed", o.seed, "seed of the generated inputs")
+      ->capture_default_str()
       ->take_last();
   app.add_option("--max-run-seconds", o.max_run_seconds,
                  "a backend whose full-shape run is predicted to take longer is timed on the "
@@ -525,9 +539,11 @@ int main(int argc, char** argv) {
   app.add_option("--power-cpu-w-per-core", o.power.cpu_w_per_core, "CPU power per busy core")
       ->capture_default_str()
       ->take_last();
-  app.add_option("--power-npu-w", o.power.npu_w, "NPU power at full load")->capture_default_str()
+  app.add_option("--power-npu-w", o.power.npu_w, "NPU power at full load")
+      ->capture_default_str()
       ->take_last();
-  app.add_option("--power-budget-w", o.power.budget_w, "the board's power budget (0: 1.5 x the sum)")
+  app.add_option("--power-budget-w", o.power.budget_w,
+                 "the board's power budget (0: 1.5 x the sum)")
       ->capture_default_str()
       ->take_last();
   app.add_flag("--no-progress", o.no_progress, "no progress bar or progress lines on stderr");
@@ -535,7 +551,8 @@ int main(int argc, char** argv) {
   app.add_flag("--list", o.list, "list the workloads, ops, backends and NPU profiles, then exit");
   app.add_flag("--version", o.version, "print keel's version and exit");
 
-  CLI::App* cmp = app.add_subcommand("compare", "compare two JSON outputs: what got faster or slower");
+  CLI::App* cmp =
+      app.add_subcommand("compare", "compare two JSON outputs: what got faster or slower");
   std::string path_a, path_b;
   compare_options copt;
   cmp->add_option("a", path_a, "the earlier run's JSON")->required();

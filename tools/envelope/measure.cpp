@@ -37,9 +37,9 @@ void merge(check_result& into, const check_result& c) {
 
 void fail(result_entry& e, const Status& s, const char* during) {
   e.outcome = s.code() == status_code::unsupported ? "unsupported" : "error";
-  e.message = e.outcome == "unsupported" ? std::string(s.message())
-                                         : fmt::format("{} failed: {}: {}", during,
-                                                       to_string(s.code()), s.message());
+  e.message = e.outcome == "unsupported"
+                  ? std::string(s.message())
+                  : fmt::format("{} failed: {}: {}", during, to_string(s.code()), s.message());
 }
 
 // Runs until the timed runs add up to `target` seconds (at most max_reps); `first` is a run
@@ -134,7 +134,8 @@ bool measure_workload(const workload& w, std::size_t index, const measure_contex
                                           smp.full_outputs);
   const problem& oracle = smp.whole ? full : smp.reduced;
   record.total_outputs = output_elements(w.desc);
-  record.sample_outputs = smp.whole ? record.total_outputs : static_cast<std::int64_t>(smp.map.size());
+  record.sample_outputs =
+      smp.whole ? record.total_outputs : static_cast<std::int64_t>(smp.map.size());
   const op_work oracle_work = work_of_desc(desc_of(oracle));
   aligned_bytes reference_out;
   if (!reference_out.allocate(output_bytes(oracle))) {
@@ -201,7 +202,8 @@ bool measure_workload(const workload& w, std::size_t index, const measure_contex
         ok = false;
       } else {
         if (hook) corrupt_output(sample_out.data(), out_type);
-        merge(e.check, check_output(smp.reduced, reference_out.data(), sample_out.data(), {}, w.desc));
+        merge(e.check,
+              check_output(smp.reduced, reference_out.data(), sample_out.data(), {}, w.desc));
         e.verified_on = "sample";
       }
     }
@@ -229,7 +231,8 @@ bool measure_workload(const workload& w, std::size_t index, const measure_contex
         ok = false;
       } else {
         if (hook) corrupt_output(full_out.data(), out_type);
-        merge(e.check, check_output(oracle, reference_out.data(), full_out.data(), smp.map, w.desc));
+        merge(e.check,
+              check_output(oracle, reference_out.data(), full_out.data(), smp.map, w.desc));
         e.verified_on = smp.whole ? "full" : "full (sampled) + sample";
         e.timed_full = true;
         e.timed_ops = record.work.ops;
@@ -253,9 +256,10 @@ bool measure_workload(const workload& w, std::size_t index, const measure_contex
         e.timed_full = true;
         e.timed_ops = record.work.ops;
         e.timed_bytes = record.work.bytes;
-        e.message = fmt::format("the host would take about {:.1f} s to simulate the full shape: "
-                                "verified on the sample, timed by the cycle model",
-                                predicted);
+        e.message = fmt::format(
+            "the host would take about {:.1f} s to simulate the full shape: "
+            "verified on the sample, timed by the cycle model",
+            predicted);
       } else {
         e.timed_ops = oracle_work.ops;
         e.timed_bytes = oracle_work.bytes;
@@ -264,9 +268,10 @@ bool measure_workload(const workload& w, std::size_t index, const measure_contex
           fail(e, s, "a timed run");
           ok = false;
         }
-        e.message = fmt::format("the full shape would take about {:.1f} s (over "
-                                "--max-run-seconds {:g}): timed on the verification sample",
-                                predicted, o.max_run_seconds);
+        e.message = fmt::format(
+            "the full shape would take about {:.1f} s (over "
+            "--max-run-seconds {:g}): timed on the verification sample",
+            predicted, o.max_run_seconds);
       }
     }
     b.release();
@@ -274,9 +279,9 @@ bool measure_workload(const workload& w, std::size_t index, const measure_contex
     if (ok) {
       e.outcome = e.check.mismatches > 0 ? "mismatch" : "ok";
       if (e.check.mismatches > 0) {
-        e.message = fmt::format("{} of {} checked outputs differ from the reference ({}); first: {}",
-                                e.check.mismatches, e.check.checked, e.check.rule,
-                                e.check.first_mismatch);
+        e.message =
+            fmt::format("{} of {} checked outputs differ from the reference ({}); first: {}",
+                        e.check.mismatches, e.check.checked, e.check.rule, e.check.first_mismatch);
       }
       fill_rates(e, record.work, ctx.roof_of(e.backend));
     }

@@ -26,7 +26,7 @@ namespace keel::envelope {
 
 struct measure_context {
   const run_options* options = nullptr;
-  std::int64_t llc_bytes = 0;  // for workload_record::fits_in_llc
+  std::int64_t llc_bytes = 0;           // for workload_record::fits_in_llc
   std::vector<backend_slot*> backends;  // selected and available, reference first if selected
   std::function<const roof*(const std::string& backend)> roof_of;
   // Progress: (label) before each backend of each workload.

@@ -20,7 +20,8 @@ double round3(double v) {
 bool is_identifier(const std::string& s) {
   if (s.empty() || s.size() > 100) return false;
   if (!(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
-  if (s[0] == '_' && s.size() > 1 && (s[1] == '_' || std::isupper(static_cast<unsigned char>(s[1])))) {
+  if (s[0] == '_' && s.size() > 1 &&
+      (s[1] == '_' || std::isupper(static_cast<unsigned char>(s[1])))) {
     return false;
   }
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -52,18 +53,28 @@ measured_profile build_profile(const std::string& type_name, const machine_info&
                                  : "measured: " + m.cpu.model + " (" + m.os.hostname + ")";
   r.soc = m.cpu.model;
   boards::board_profile& p = r.profile;
-  const auto src = [&](const char* field, std::string how) { r.sources.emplace_back(field, std::move(how)); };
+  const auto src = [&](const char* field, std::string how) {
+    r.sources.emplace_back(field, std::move(how));
+  };
 
   // ---- cpu ----
   boards::cpu_profile& c = p.cpu;
   c.arch = m.cpu.arch == "aarch64" ? boards::cpu_arch::aarch64 : boards::cpu_arch::x86_64;
   namespace isa = boards::isa;
-  const std::pair<const char*, std::uint32_t> bits[] = {
-      {"sse4_2", isa::sse4_2},   {"avx2", isa::avx2},          {"fma", isa::fma},
-      {"avx_vnni", isa::avx_vnni}, {"avx512f", isa::avx512f},  {"avx512bw", isa::avx512bw},
-      {"avx512_vnni", isa::avx512_vnni}, {"amx_int8", isa::amx_int8}, {"asimd", isa::neon},
-      {"asimddp", isa::dotprod}, {"i8mm", isa::i8mm},          {"asimdhp", isa::fp16},
-      {"sve", isa::sve},         {"sve2", isa::sve2}};
+  const std::pair<const char*, std::uint32_t> bits[] = {{"sse4_2", isa::sse4_2},
+                                                        {"avx2", isa::avx2},
+                                                        {"fma", isa::fma},
+                                                        {"avx_vnni", isa::avx_vnni},
+                                                        {"avx512f", isa::avx512f},
+                                                        {"avx512bw", isa::avx512bw},
+                                                        {"avx512_vnni", isa::avx512_vnni},
+                                                        {"amx_int8", isa::amx_int8},
+                                                        {"asimd", isa::neon},
+                                                        {"asimddp", isa::dotprod},
+                                                        {"i8mm", isa::i8mm},
+                                                        {"asimdhp", isa::fp16},
+                                                        {"sve", isa::sve},
+                                                        {"sve2", isa::sve2}};
   for (const auto& [feature, bit] : bits) {
     if (m.cpu.has(feature)) c.isa |= bit;
   }
@@ -75,16 +86,20 @@ measured_profile build_profile(const std::string& type_name, const machine_info&
                                          : "unknown (no cpufreq, no cpu MHz): 1 GHz placeholder");
   c.l1d_kib = static_cast<int>(std::max<std::int64_t>(1, m.cpu.cache_kib(1, true)));
   const std::int64_t l2 = m.cpu.cache_kib(2, true);
-  c.l2_kib = static_cast<int>(std::max<std::int64_t>(1, l2 / std::max(1, m.cpu.cache_shared_by(2, true))));
+  c.l2_kib =
+      static_cast<int>(std::max<std::int64_t>(1, l2 / std::max(1, m.cpu.cache_shared_by(2, true))));
   c.l3_kib = static_cast<int>(m.cpu.cache_kib(3, true));
   src("cpu.l1d_kib/l2_kib/l3_kib", "detected: /sys/devices/system/cpu/cpu0/cache (L2 per core)");
   const roof cr = cpu_roof(ceilings, c.cores);
   c.peak_int8_gops = round3(cr.int8_gops);
   c.peak_f32_gflops = round3(cr.f32_gflops);
   c.mem_bandwidth_gbs = round3(cr.mem_gbs);
-  src("cpu.peak_int8_gops", "measured: " + (cr.int8_from.empty() ? std::string("missing") : cr.int8_from));
-  src("cpu.peak_f32_gflops", "measured: " + (cr.f32_from.empty() ? std::string("missing") : cr.f32_from));
-  src("cpu.mem_bandwidth_gbs", "measured: " + (cr.mem_from.empty() ? std::string("missing") : cr.mem_from));
+  src("cpu.peak_int8_gops",
+      "measured: " + (cr.int8_from.empty() ? std::string("missing") : cr.int8_from));
+  src("cpu.peak_f32_gflops",
+      "measured: " + (cr.f32_from.empty() ? std::string("missing") : cr.f32_from));
+  src("cpu.mem_bandwidth_gbs",
+      "measured: " + (cr.mem_from.empty() ? std::string("missing") : cr.mem_from));
   c.launch_us = launch_us > 0 ? round3(launch_us) : 5.0;
   src("cpu.launch_us", launch_us > 0 ? "measured: the fastest cpu matmul_i8 of 1x16x16"
                                      : "estimate: not measured, 5 us");
@@ -100,7 +115,8 @@ measured_profile build_profile(const std::string& type_name, const machine_info&
     n.ops = op_bit(op_kind::matmul_i8) | op_bit(op_kind::conv2d_i8);
     n.dtypes = k.weight_types;
     n.sram_kib = static_cast<int>(k.sram_bytes / 1024);
-    n.peak_int8_gops = round3(2.0 * static_cast<double>(k.mac_rows * k.mac_cols) * k.clock_hz * 1e-9);
+    n.peak_int8_gops =
+        round3(2.0 * static_cast<double>(k.mac_rows * k.mac_cols) * k.clock_hz * 1e-9);
     n.peak_f16_gflops = 0;
     n.max_dim = k.max_dim;
     n.mem_bandwidth_gbs = round3(k.dma_bytes_per_cycle * k.clock_hz * 1e-9);
@@ -114,10 +130,11 @@ measured_profile build_profile(const std::string& type_name, const machine_info&
   p.power.cpu_w = pw.cpu_w_per_core * c.cores;
   p.power.npu_w = p.npu.present ? pw.npu_w : 0.0;
   const double sum = p.power.idle_w + p.power.cpu_w + p.power.npu_w;
-  p.power.budget_w = pw.budget_w > 0 ? std::max(pw.budget_w, p.power.idle_w + p.power.cpu_w)
-                                     : round3(1.5 * sum);
-  src("power.*", "estimate: keel-envelope reads no power sensor (set --power-* to the board's "
-                 "figures)");
+  p.power.budget_w =
+      pw.budget_w > 0 ? std::max(pw.budget_w, p.power.idle_w + p.power.cpu_w) : round3(1.5 * sum);
+  src("power.*",
+      "estimate: keel-envelope reads no power sensor (set --power-* to the board's "
+      "figures)");
   // The views last: the strings are final now.
   p.name = r.name;
   p.soc = r.soc;
@@ -146,14 +163,20 @@ std::string number(double v) {
 
 std::string isa_text(std::uint32_t bits) {
   namespace isa = boards::isa;
-  const std::pair<std::uint32_t, const char*> names[] = {
-      {isa::sse4_2, "isa::sse4_2"},   {isa::avx2, "isa::avx2"},
-      {isa::fma, "isa::fma"},         {isa::avx_vnni, "isa::avx_vnni"},
-      {isa::avx512f, "isa::avx512f"}, {isa::avx512bw, "isa::avx512bw"},
-      {isa::avx512_vnni, "isa::avx512_vnni"}, {isa::amx_int8, "isa::amx_int8"},
-      {isa::neon, "isa::neon"},       {isa::dotprod, "isa::dotprod"},
-      {isa::i8mm, "isa::i8mm"},       {isa::fp16, "isa::fp16"},
-      {isa::sve, "isa::sve"},         {isa::sve2, "isa::sve2"}};
+  const std::pair<std::uint32_t, const char*> names[] = {{isa::sse4_2, "isa::sse4_2"},
+                                                         {isa::avx2, "isa::avx2"},
+                                                         {isa::fma, "isa::fma"},
+                                                         {isa::avx_vnni, "isa::avx_vnni"},
+                                                         {isa::avx512f, "isa::avx512f"},
+                                                         {isa::avx512bw, "isa::avx512bw"},
+                                                         {isa::avx512_vnni, "isa::avx512_vnni"},
+                                                         {isa::amx_int8, "isa::amx_int8"},
+                                                         {isa::neon, "isa::neon"},
+                                                         {isa::dotprod, "isa::dotprod"},
+                                                         {isa::i8mm, "isa::i8mm"},
+                                                         {isa::fp16, "isa::fp16"},
+                                                         {isa::sve, "isa::sve"},
+                                                         {isa::sve2, "isa::sve2"}};
   std::string s;
   for (const auto& [bit, name] : names) {
     if (bits & bit) s += (s.empty() ? "" : " | ") + std::string(name);
@@ -164,12 +187,15 @@ std::string isa_text(std::uint32_t bits) {
 std::string bits_text(std::uint32_t bits, bool ops) {
   std::string s;
   if (ops) {
-    for (op_kind k : {op_kind::matmul_i8, op_kind::matmul_i4, op_kind::conv2d_i8, op_kind::attention}) {
-      if (bits & op_bit(k)) s += (s.empty() ? "" : " | ") + fmt::format("op_bit(op_kind::{})", to_string(k));
+    for (op_kind k :
+         {op_kind::matmul_i8, op_kind::matmul_i4, op_kind::conv2d_i8, op_kind::attention}) {
+      if (bits & op_bit(k))
+        s += (s.empty() ? "" : " | ") + fmt::format("op_bit(op_kind::{})", to_string(k));
     }
   } else {
     for (dtype t : {dtype::s8, dtype::u8, dtype::s4, dtype::u4, dtype::f16, dtype::f32}) {
-      if (bits & dtype_bit(t)) s += (s.empty() ? "" : " | ") + fmt::format("dtype_bit(dtype::{})", to_string(t));
+      if (bits & dtype_bit(t))
+        s += (s.empty() ? "" : " | ") + fmt::format("dtype_bit(dtype::{})", to_string(t));
     }
   }
   return s.empty() ? "0" : s;
@@ -223,7 +249,8 @@ std::string field(const std::string& name, const std::string& value) {
 }
 
 // `.name = "text",` as adjacent string literals (which C++ joins) within 100 columns.
-std::string string_field(const std::string& indent, const std::string& name, std::string_view text) {
+std::string string_field(const std::string& indent, const std::string& name,
+                         std::string_view text) {
   const std::string head = indent + "." + name + " = ";
   std::string out;
   std::string line = head;
@@ -265,7 +292,8 @@ std::string board_header(const measured_profile& mp, const machine_info& m, cons
   h += "// Sources of the numbers:\n";
   for (const auto& [f, how] : mp.sources) h += comment("  " + f + ": " + how, 6);
   h += "// Use it like any board in boards/keel/boards/:\n";
-  h += fmt::format("//   keel::router<keel::boards::{}, keel::latency_first<...>> r;\n", mp.type_name);
+  h += fmt::format("//   keel::router<keel::boards::{}, keel::latency_first<...>> r;\n",
+                   mp.type_name);
   h += "#pragma once\n\n#include \"keel/boards/profile.hpp\"\n\nnamespace keel::boards {\n\n";
   h += fmt::format("struct {} {{\n  static constexpr board_profile profile{{\n", mp.type_name);
   h += string_field("      ", "name", p.name) + string_field("      ", "soc", p.soc);
@@ -275,16 +303,19 @@ std::string board_header(const measured_profile& mp, const machine_info& m, cons
   h += field("isa", isa_text(c.isa));
   h += fmt::format("              .cores = {},\n", c.cores);
   h += fmt::format("              .freq_ghz = {},  // {}\n", number(c.freq_ghz), s("cpu.freq_ghz"));
-  h += fmt::format("              .l1d_kib = {},\n              .l2_kib = {},\n              .l3_kib = {},\n",
-                   c.l1d_kib, c.l2_kib, c.l3_kib);
+  h += fmt::format(
+      "              .l1d_kib = {},\n              .l2_kib = {},\n              .l3_kib = {},\n",
+      c.l1d_kib, c.l2_kib, c.l3_kib);
   h += fmt::format("              .mem_bandwidth_gbs = {},  // {}\n", number(c.mem_bandwidth_gbs),
                    s("cpu.mem_bandwidth_gbs"));
   h += fmt::format("              .peak_int8_gops = {},  // {}\n", number(c.peak_int8_gops),
                    s("cpu.peak_int8_gops"));
   h += fmt::format("              .peak_f32_gflops = {},  // {}\n", number(c.peak_f32_gflops),
                    s("cpu.peak_f32_gflops"));
-  h += fmt::format("              .launch_us = {},  // {}\n", number(c.launch_us), s("cpu.launch_us"));
-  h += "          },\n      .gpu = {},  // keel has no Vulkan backend in this build: no GPU measured\n";
+  h += fmt::format("              .launch_us = {},  // {}\n", number(c.launch_us),
+                   s("cpu.launch_us"));
+  h += "          },\n      .gpu = {},  // keel has no Vulkan backend in this build: no GPU "
+       "measured\n";
   if (p.npu.present) {
     const boards::npu_profile& n = p.npu;
     h += "      .npu =\n          {\n              .present = true,\n";
@@ -302,8 +333,8 @@ std::string board_header(const measured_profile& mp, const machine_info& m, cons
     h += "      .npu = {},\n";
   }
   h += "      .power =\n          {  // estimates: no power sensor is read\n";
-  h += fmt::format("              .idle_w = {},\n              .cpu_w = {},\n", number(p.power.idle_w),
-                   number(p.power.cpu_w));
+  h += fmt::format("              .idle_w = {},\n              .cpu_w = {},\n",
+                   number(p.power.idle_w), number(p.power.cpu_w));
   if (p.npu.present) h += fmt::format("              .npu_w = {},\n", number(p.power.npu_w));
   h += fmt::format("              .budget_w = {},\n          }},\n", number(p.power.budget_w));
   h += "  };\n};\n";

@@ -43,8 +43,8 @@ measured_profile build_profile(const std::string& type_name, const machine_info&
                                double launch_us, const npu_choice& npu, const power_options& pw);
 
 // The header text: banner (tool, date, machine), the struct, and check_profile's static_assert.
-std::string board_header(const measured_profile& p, const machine_info& m,
-                         const std::string& date, const std::string& command_line);
+std::string board_header(const measured_profile& p, const machine_info& m, const std::string& date,
+                         const std::string& command_line);
 
 // A valid C++ identifier that is not a keyword-like reserved name ([A-Za-z_][A-Za-z0-9_]*, not
 // starting with an underscore followed by an uppercase letter or another underscore).

@@ -11,10 +11,12 @@
 
 namespace keel::envelope {
 
-// ---- JSON ----------------------------------------------------------------------------------------
+// ---- JSON
+// ----------------------------------------------------------------------------------------
 nlohmann::ordered_json to_json(const envelope& e);
 
-// ---- terminal ------------------------------------------------------------------------------------
+// ---- terminal
+// ------------------------------------------------------------------------------------
 struct text_style {
   bool color = false;  // ANSI colours (a terminal that asked for them)
   int width = 120;     // columns available
@@ -33,12 +35,14 @@ void print_alarm(std::FILE* f, const result_entry& r, const text_style& st);
 // "1.23 ms", "856 us", "2.41 s"
 std::string format_seconds(double s);
 
-// ---- HTML ----------------------------------------------------------------------------------------
-// A single file with no external references: inline CSS, the JSON document embedded, and an
-// inline script that draws the roofline into an SVG element.
+// ---- HTML
+// ---------------------------------------------------------------------------------------- A single
+// file with no external references: inline CSS, the JSON document embedded, and an inline script
+// that draws the roofline into an SVG element.
 std::string html_report(const envelope& e, const nlohmann::ordered_json& doc);
 
-// ---- compare -------------------------------------------------------------------------------------
+// ---- compare
+// -------------------------------------------------------------------------------------
 struct compare_options {
   double threshold = 0.05;      // a change below this fraction is "unchanged"
   double fail_on_slowdown = 0;  // > 0: exit 4 when an entry got slower by more than this fraction

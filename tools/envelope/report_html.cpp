@@ -34,7 +34,8 @@ std::string pct(double share) {
 
 std::string gops(double v) {
   if (!(v > 0)) return "&ndash;";
-  return v >= 100 ? fmt::format("{:.0f}", v) : (v >= 1 ? fmt::format("{:.2f}", v) : fmt::format("{:.3g}", v));
+  return v >= 100 ? fmt::format("{:.0f}", v)
+                  : (v >= 1 ? fmt::format("{:.2f}", v) : fmt::format("{:.3g}", v));
 }
 
 constexpr const char* kStyle = R"CSS(
@@ -90,8 +91,10 @@ constexpr const char* kScript = R"JS(
   });
   if (!xs.length) { xs = [1]; ys = [1]; }
   function lg(v) { return Math.log(v) / Math.LN10; }
-  var lx0 = Math.floor(lg(Math.min.apply(null, xs) / 2)), lx1 = Math.ceil(lg(Math.max.apply(null, xs) * 2));
-  var ly0 = Math.floor(lg(Math.min.apply(null, ys) / 2)), ly1 = Math.ceil(lg(Math.max.apply(null, ys) * 1.5));
+  var lx0 = Math.floor(lg(Math.min.apply(null, xs) / 2));
+  var lx1 = Math.ceil(lg(Math.max.apply(null, xs) * 2));
+  var ly0 = Math.floor(lg(Math.min.apply(null, ys) / 2));
+  var ly1 = Math.ceil(lg(Math.max.apply(null, ys) * 1.5));
   if (lx1 <= lx0) lx1 = lx0 + 1;
   if (ly1 <= ly0) ly1 = ly0 + 1;
   function X(v) { return L + (lg(v) - lx0) / (lx1 - lx0) * (W - L - R); }
@@ -100,19 +103,23 @@ constexpr const char* kScript = R"JS(
   svg.setAttribute('width', W);
   svg.setAttribute('height', H);
   function label(v) {
-    return v >= 1 && v < 1e5 ? String(v) : (v < 1 && v >= 0.001 ? String(Number(v.toPrecision(1))) : '1e' + Math.round(lg(v)));
+    if (v >= 1 && v < 1e5) return String(v);
+    if (v < 1 && v >= 0.001) return String(Number(v.toPrecision(1)));
+    return '1e' + Math.round(lg(v));
   }
   // ---- axes and decade grid ----
   var grid = el('g', {stroke: '#e3e7ec', 'stroke-width': 1});
   for (var i = lx0; i <= lx1; i++) {
     var gx = X(Math.pow(10, i));
     el('line', {x1: gx, y1: T, x2: gx, y2: H - B}, grid);
-    el('text', {x: gx, y: H - B + 18, 'text-anchor': 'middle', 'font-size': 12, fill: '#5a6572', stroke: 'none'}, svg, label(Math.pow(10, i)));
+    el('text', {x: gx, y: H - B + 18, 'text-anchor': 'middle', 'font-size': 12, fill: '#5a6572'},
+       svg, label(Math.pow(10, i)));
   }
   for (var j = ly0; j <= ly1; j++) {
     var gy = Y(Math.pow(10, j));
     el('line', {x1: L, y1: gy, x2: W - R, y2: gy}, grid);
-    el('text', {x: L - 8, y: gy + 4, 'text-anchor': 'end', 'font-size': 12, fill: '#5a6572'}, svg, label(Math.pow(10, j)));
+    el('text', {x: L - 8, y: gy + 4, 'text-anchor': 'end', 'font-size': 12, fill: '#5a6572'},
+       svg, label(Math.pow(10, j)));
   }
   el('rect', {x: L, y: T, width: W - L - R, height: H - T - B, fill: 'none', stroke: '#9aa4ae'});
   el('text', {x: (L + W - R) / 2, y: H - 14, 'text-anchor': 'middle', 'font-size': 13}, svg,
@@ -142,13 +149,16 @@ constexpr const char* kScript = R"JS(
       for (var s = 0; s <= 200; s++) {
         var xv = Math.pow(10, lx0 + (lx1 - lx0) * s / 200);
         var yv = Math.min(peak, r.mem_gbs * xv);
-        path += (s ? 'L' : 'M') + X(xv).toFixed(1) + ' ' + Y(Math.max(yv, Math.pow(10, ly0))).toFixed(1);
+        path += (s ? 'L' : 'M') + X(xv).toFixed(1) + ' ' +
+                Y(Math.max(yv, Math.pow(10, ly0))).toFixed(1);
       }
       el('path', {d: path, fill: 'none', stroke: colour(r.backend), 'stroke-width': 2,
                   'stroke-dasharray': kind[1], opacity: 0.75}, roofLayer);
-      el('text', {x: W - R - 4, y: labelY(Math.max(Y(peak) - 5, T + 12)), 'text-anchor': 'end', 'font-size': 11,
+      el('text', {x: W - R - 4, y: labelY(Math.max(Y(peak) - 5, T + 12)), 'text-anchor': 'end',
+                  'font-size': 11,
                   fill: colour(r.backend)}, roofLayer,
-         r.backend + (kind[0] === 'int8_gops' ? ' int8 ' : ' f32 ') + Number(peak.toPrecision(3)) + ' G/s');
+         r.backend + (kind[0] === 'int8_gops' ? ' int8 ' : ' f32 ') +
+         Number(peak.toPrecision(3)) + ' G/s');
     });
   });
   // ---- one marker per result ----
@@ -156,10 +166,15 @@ constexpr const char* kScript = R"JS(
   function marker(shape, x, y, attrs, parent) {
     var r = 5.5;
     if (shape === 'circle') return el('circle', Object.assign({cx: x, cy: y, r: r}, attrs), parent);
-    if (shape === 'square') return el('rect', Object.assign({x: x - r, y: y - r, width: 2 * r, height: 2 * r}, attrs), parent);
+    if (shape === 'square') {
+      return el('rect', Object.assign({x: x - r, y: y - r, width: 2 * r, height: 2 * r}, attrs),
+                parent);
+    }
     var d = shape === 'triangle'
-        ? 'M' + x + ' ' + (y - r - 1) + 'L' + (x + r + 1) + ' ' + (y + r) + 'L' + (x - r - 1) + ' ' + (y + r) + 'Z'
-        : 'M' + x + ' ' + (y - r - 1) + 'L' + (x + r + 1) + ' ' + y + 'L' + x + ' ' + (y + r + 1) + 'L' + (x - r - 1) + ' ' + y + 'Z';
+        ? 'M' + x + ' ' + (y - r - 1) + 'L' + (x + r + 1) + ' ' + (y + r) +
+          'L' + (x - r - 1) + ' ' + (y + r) + 'Z'
+        : 'M' + x + ' ' + (y - r - 1) + 'L' + (x + r + 1) + ' ' + y +
+          'L' + x + ' ' + (y + r + 1) + 'L' + (x - r - 1) + ' ' + y + 'Z';
     return el('path', Object.assign({d: d}, attrs), parent);
   }
   var dots = el('g', {});
@@ -171,7 +186,8 @@ constexpr const char* kScript = R"JS(
       stroke: bad ? '#b3261e' : '#ffffff', 'stroke-width': bad ? 2.5 : 1, 'class': 'point'}, dots);
     el('title', {}, m, p.workload + ' on ' + p.backend + ': ' + Number(p.rate_gops.toPrecision(3)) +
        ' GOPS at ' + Number(p.intensity.toPrecision(3)) + ' ops/byte' +
-       (p.share_of_roofline ? ', ' + (100 * p.share_of_roofline).toFixed(1) + '% of the roofline' : '') +
+       (p.share_of_roofline
+            ? ', ' + (100 * p.share_of_roofline).toFixed(1) + '% of the roofline' : '') +
        (p.timed_shape === 'sample' ? ' (timed on the verification sample)' : '') +
        (bad ? ' [' + p.outcome + ']' : ''));
     drawn++;
@@ -200,12 +216,15 @@ constexpr const char* kScript = R"JS(
   el('line', {x1: lx, y1: ly - 4, x2: lx + 14, y2: ly - 4, stroke: '#333', 'stroke-width': 2});
   el('text', {x: lx + 18, y: ly + 1, 'font-size': 12}, svg, 'int8 roofline');
   ly += 18;
-  el('line', {x1: lx, y1: ly - 4, x2: lx + 14, y2: ly - 4, stroke: '#333', 'stroke-width': 2, 'stroke-dasharray': '6 4'});
+  el('line', {x1: lx, y1: ly - 4, x2: lx + 14, y2: ly - 4, stroke: '#333', 'stroke-width': 2,
+              'stroke-dasharray': '6 4'});
   el('text', {x: lx + 18, y: ly + 1, 'font-size': 12}, svg, 'f32 roofline');
   ly += 18;
-  el('text', {x: lx, y: ly + 1, 'font-size': 11, fill: '#5a6572'}, svg, 'faint: timed on the sample');
+  el('text', {x: lx, y: ly + 1, 'font-size': 11, fill: '#5a6572'}, svg,
+     'faint: timed on the sample');
   ly += 16;
-  el('text', {x: lx, y: ly + 1, 'font-size': 11, fill: '#b3261e'}, svg, 'red outline: not verified');
+  el('text', {x: lx, y: ly + 1, 'font-size': 11, fill: '#b3261e'}, svg,
+     'red outline: not verified');
   document.documentElement.setAttribute('data-points', String(drawn));
   document.documentElement.setAttribute('data-roofline', 'drawn');
 
@@ -251,9 +270,10 @@ std::string html_report(const envelope& e, const nlohmann::ordered_json& doc) {
   h += fmt::format("<title>keel envelope: {}</title>\n<style>{}</style>\n</head>\n<body>\n",
                    esc(m.cpu.model), kStyle);
   h += fmt::format("<h1>keel envelope: {}</h1>\n", esc(m.cpu.model));
-  h += fmt::format("<p class=sub>keel-envelope {} &middot; {} &middot; host {} &middot; {:.1f} s{}</p>\n",
-                   KEEL_VERSION_STRING, esc(e.started), esc(m.os.hostname), e.duration_s,
-                   e.options.quick ? " &middot; quick mode (shapes scaled down)" : "");
+  h += fmt::format(
+      "<p class=sub>keel-envelope {} &middot; {} &middot; host {} &middot; {:.1f} s{}</p>\n",
+      KEEL_VERSION_STRING, esc(e.started), esc(m.os.hostname), e.duration_s,
+      e.options.quick ? " &middot; quick mode (shapes scaled down)" : "");
   const bool bad = c.mismatch > 0 || c.error > 0;
   h += fmt::format(
       "<div class=\"verdict {}\">{}</div>\n", bad ? "bad" : "ok",
@@ -270,24 +290,29 @@ std::string html_report(const envelope& e, const nlohmann::ordered_json& doc) {
   h += "<h2>Machine</h2>\n<table>\n";
   std::string features;
   for (const isa_feature& f : m.cpu.features) features += f.name + (f.usable ? " " : " (off) ");
-  h += fmt::format("<tr><th>CPU</th><td>{} ({}), {} CPUs online, {} usable, {:.0f} MHz{}</td></tr>\n",
-                   esc(m.cpu.model), esc(m.cpu.arch), m.cpu.logical_cpus, m.cpu.usable_cpus,
-                   m.cpu.freq_mhz, m.cpu.hypervisor ? ", virtual machine" : "");
+  h += fmt::format(
+      "<tr><th>CPU</th><td>{} ({}), {} CPUs online, {} usable, {:.0f} MHz{}</td></tr>\n",
+      esc(m.cpu.model), esc(m.cpu.arch), m.cpu.logical_cpus, m.cpu.usable_cpus, m.cpu.freq_mhz,
+      m.cpu.hypervisor ? ", virtual machine" : "");
   h += fmt::format("<tr><th>ISA</th><td>{}</td></tr>\n", esc(features));
   std::string caches;
   for (const cache_info& k : m.cpu.caches) {
-    caches += fmt::format("L{} {} {} KiB (shared by {}); ", k.level, k.type, k.size_kib, k.shared_by);
+    caches +=
+        fmt::format("L{} {} {} KiB (shared by {}); ", k.level, k.type, k.size_kib, k.shared_by);
   }
   h += fmt::format("<tr><th>Caches</th><td>{}</td></tr>\n", esc(caches));
-  h += fmt::format("<tr><th>Memory</th><td>{} MiB, {} MiB available</td></tr>\n", m.memory.total_mib,
-                   m.memory.available_mib);
-  h += fmt::format("<tr><th>OS</th><td>{} {}</td></tr>\n</table>\n", esc(m.os.name), esc(m.os.release));
-  h += "<h3>Backends</h3>\n<table>\n<tr><th>backend</th><th>unit</th><th>status</th><th>bit-exact</th>"
+  h += fmt::format("<tr><th>Memory</th><td>{} MiB, {} MiB available</td></tr>\n",
+                   m.memory.total_mib, m.memory.available_mib);
+  h += fmt::format("<tr><th>OS</th><td>{} {}</td></tr>\n</table>\n", esc(m.os.name),
+                   esc(m.os.release));
+  h += "<h3>Backends</h3>\n<table>\n<tr><th>backend</th><th>unit</th><th>status</th><th>bit-exact</"
+       "th>"
        "<th>detail</th></tr>\n";
   for (const backend_info& b : e.backends) {
-    h += fmt::format("<tr><td>{}</td><td>{}</td><td class={}>{}</td><td>{}</td><td>{}</td></tr>\n",
-                     esc(b.name), esc(b.unit), b.status == "available" ? "ok" : "dim", esc(b.status),
-                     b.status == "available" ? (b.bit_exact ? "yes" : "no") : "", esc(b.detail));
+    h +=
+        fmt::format("<tr><td>{}</td><td>{}</td><td class={}>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    esc(b.name), esc(b.unit), b.status == "available" ? "ok" : "dim", esc(b.status),
+                    b.status == "available" ? (b.bit_exact ? "yes" : "no") : "", esc(b.detail));
   }
   h += "</table>\n";
 
@@ -295,8 +320,9 @@ std::string html_report(const envelope& e, const nlohmann::ordered_json& doc) {
   h += "<h2>Ceilings</h2>\n<table class=sortable>\n<thead><tr><th>ceiling</th><th>method</th>"
        "<th>threads</th><th>value</th></tr></thead><tbody>\n";
   for (const ceiling& k : e.ceilings) {
-    h += fmt::format("<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n data-v=\"{}\">{} {}</td></tr>\n",
-                     esc(k.id), esc(k.method), k.threads, k.value, gops(k.value), esc(k.unit));
+    h += fmt::format(
+        "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n data-v=\"{}\">{} {}</td></tr>\n",
+        esc(k.id), esc(k.method), k.threads, k.value, gops(k.value), esc(k.unit));
   }
   h += "</tbody></table>\n";
 
@@ -304,42 +330,47 @@ std::string html_report(const envelope& e, const nlohmann::ordered_json& doc) {
   h += "<h2>Roofline</h2>\n<svg id=\"roofline\" role=\"img\" aria-label=\"roofline plot\"></svg>\n"
        "<noscript><p class=note>The plot is drawn by the page's script; the tables below hold the "
        "same numbers.</p></noscript>\n";
-  h += "<p class=note>Each marker is one workload on one backend: x is its arithmetic intensity "
-       "(operations per byte of its operands, keel's cost model), y the rate it achieved. Lines are "
-       "each unit's ceilings: the measured compute peak and memory read bandwidth (cpu, reference) "
-       "or the configured MAC array and DMA rate (virtual NPU, whose points are its cycle model's "
-       "prediction).</p>\n";
+  h +=
+      "<p class=note>Each marker is one workload on one backend: x is its arithmetic intensity "
+      "(operations per byte of its operands, keel's cost model), y the rate it achieved. Lines are "
+      "each unit's ceilings: the measured compute peak and memory read bandwidth (cpu, reference) "
+      "or the configured MAC array and DMA rate (virtual NPU, whose points are its cycle model's "
+      "prediction).</p>\n";
 
   // ---- per-op tables ----
   h += "<h2>Results by op</h2>\n";
-  for (op_kind k : {op_kind::matmul_i8, op_kind::matmul_i4, op_kind::conv2d_i8, op_kind::attention}) {
+  for (op_kind k :
+       {op_kind::matmul_i8, op_kind::matmul_i4, op_kind::conv2d_i8, op_kind::attention}) {
     bool any = false;
     for (const result_entry& r : e.results) any = any || r.op == k;
     if (!any) continue;
-    h += fmt::format("<h3>{}</h3>\n<table class=sortable>\n<thead><tr><th>workload</th><th>shape</th>"
-                     "<th>dtypes</th><th>backend</th><th>time</th><th>GOPS</th><th>% roofline</th>"
-                     "<th>% peak</th><th>timed on</th><th>verification</th></tr></thead><tbody>\n",
-                     to_string(k));
+    h += fmt::format(
+        "<h3>{}</h3>\n<table class=sortable>\n<thead><tr><th>workload</th><th>shape</th>"
+        "<th>dtypes</th><th>backend</th><th>time</th><th>GOPS</th><th>% roofline</th>"
+        "<th>% peak</th><th>timed on</th><th>verification</th></tr></thead><tbody>\n",
+        to_string(k));
     for (const result_entry& r : e.results) {
       if (r.op != k) continue;
       const workload_record* w = e.find_workload(r.workload);
       std::string verdict;
       if (r.outcome == "ok") {
-        verdict = r.verified_on == "oracle"
-                      ? "<span class=dim>oracle</span>"
-                      : fmt::format("<span class=ok>ok</span>: {} on {}", esc(r.check.rule), esc(r.verified_on));
+        verdict = r.verified_on == "oracle" ? "<span class=dim>oracle</span>"
+                                            : fmt::format("<span class=ok>ok</span>: {} on {}",
+                                                          esc(r.check.rule), esc(r.verified_on));
       } else if (r.outcome == "unsupported") {
         verdict = "<span class=dim>unsupported</span>: " + esc(r.message);
       } else {
         verdict = fmt::format("<span class=bad>{}</span>: {}", esc(r.outcome), esc(r.message));
       }
-      if (r.outcome == "ok" && !r.message.empty()) verdict += "<br><span class=dim>" + esc(r.message) + "</span>";
+      if (r.outcome == "ok" && !r.message.empty())
+        verdict += "<br><span class=dim>" + esc(r.message) + "</span>";
       h += fmt::format(
           "<tr><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td>{}<td class=n>{}</td>"
           "<td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>\n",
           w ? esc(w->w.model + ": " + w->w.layer) : "", esc(r.workload), w ? esc(w->shape) : "",
           w ? esc(w->dtypes) : "", esc(r.backend), time_cell(r),
-          r.time.reps ? gops(r.rate_gops) : "&ndash;", r.time.reps ? pct(r.share_roofline) : "&ndash;",
+          r.time.reps ? gops(r.rate_gops) : "&ndash;",
+          r.time.reps ? pct(r.share_roofline) : "&ndash;",
           r.time.reps ? pct(r.share_peak) : "&ndash;",
           r.time.reps ? (r.timed_full ? "full shape" : "sample") : "", verdict);
     }
@@ -385,7 +416,8 @@ std::string html_report(const envelope& e, const nlohmann::ordered_json& doc) {
         h += "<td>" + cell + "</td>";
       }
       const auto [fastest, s] = measured_fastest(e, id);
-      h += "<td>" + (fastest.empty() ? std::string("&ndash;") : esc(fastest + " " + format_seconds(s))) +
+      h += "<td>" +
+           (fastest.empty() ? std::string("&ndash;") : esc(fastest + " " + format_seconds(s))) +
            "</td></tr>\n";
     }
     h += "</tbody></table>\n";

@@ -11,15 +11,21 @@ namespace {
 using json = nlohmann::ordered_json;
 
 // JSON has no NaN or infinity: those become null.
-json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+json num(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
 
 json machine_json(const machine_info& m) {
   json features = json::array();
-  for (const isa_feature& f : m.cpu.features) features.push_back({{"name", f.name}, {"usable", f.usable}});
+  for (const isa_feature& f : m.cpu.features)
+    features.push_back({{"name", f.name}, {"usable", f.usable}});
   json caches = json::array();
   for (const cache_info& c : m.cpu.caches) {
-    caches.push_back({{"level", c.level}, {"type", c.type}, {"size_kib", c.size_kib},
-                      {"shared_by_cpus", c.shared_by}, {"line_bytes", c.line_bytes}});
+    caches.push_back({{"level", c.level},
+                      {"type", c.type},
+                      {"size_kib", c.size_kib},
+                      {"shared_by_cpus", c.shared_by},
+                      {"line_bytes", c.line_bytes}});
   }
   return {
       {"hostname", m.os.hostname},
@@ -42,18 +48,19 @@ json machine_json(const machine_info& m) {
 }
 
 json npu_config_json(const npu::vnpu_config& c) {
-  return {{"mac_rows", c.mac_rows},
-          {"mac_cols", c.mac_cols},
-          {"clock_hz", c.clock_hz},
-          {"sram_bytes", c.sram_bytes},
-          {"dma_bytes_per_cycle", c.dma_bytes_per_cycle},
-          {"dma_setup_cycles", c.dma_setup_cycles},
-          {"requant_lanes", c.requant_lanes},
-          {"launch_cycles", c.launch_cycles},
-          {"double_buffer", c.double_buffer},
-          {"max_dim", c.max_dim},
-          {"peak_int8_gops", 2.0 * static_cast<double>(c.mac_rows * c.mac_cols) * c.clock_hz * 1e-9},
-          {"dram_gbs", c.dma_bytes_per_cycle * c.clock_hz * 1e-9}};
+  return {
+      {"mac_rows", c.mac_rows},
+      {"mac_cols", c.mac_cols},
+      {"clock_hz", c.clock_hz},
+      {"sram_bytes", c.sram_bytes},
+      {"dma_bytes_per_cycle", c.dma_bytes_per_cycle},
+      {"dma_setup_cycles", c.dma_setup_cycles},
+      {"requant_lanes", c.requant_lanes},
+      {"launch_cycles", c.launch_cycles},
+      {"double_buffer", c.double_buffer},
+      {"max_dim", c.max_dim},
+      {"peak_int8_gops", 2.0 * static_cast<double>(c.mac_rows * c.mac_cols) * c.clock_hz * 1e-9},
+      {"dram_gbs", c.dma_bytes_per_cycle * c.clock_hz * 1e-9}};
 }
 
 json result_json(const result_entry& r) {
@@ -76,22 +83,24 @@ json result_json(const result_entry& r) {
                     {"max_abs_diff", num(r.check.max_abs_diff)},
                     {"first_mismatch", r.check.first_mismatch}};
   }
-  return {{"workload", r.workload},
-          {"backend", r.backend},
-          {"op", std::string(to_string(r.op))},
-          {"outcome", r.outcome},
-          {"message", r.message},
-          {"timed_shape", measured ? json(r.timed_full ? "full" : "sample") : json(nullptr)},
-          {"time_s", time},
-          {"pack_s", measured ? num(r.pack_s) : json(nullptr)},
-          {"ops", measured ? num(r.timed_ops) : json(nullptr)},
-          {"intensity", measured && r.timed_bytes > 0 ? num(r.timed_ops / r.timed_bytes) : json(nullptr)},
-          {"rate_gops", measured ? num(r.rate_gops) : json(nullptr)},
-          {"roof_gops", measured && r.roof_gops > 0 ? num(r.roof_gops) : json(nullptr)},
-          {"share_of_roofline", measured && r.roof_gops > 0 ? num(r.share_roofline) : json(nullptr)},
-          {"peak_gops", measured && r.peak_gops > 0 ? num(r.peak_gops) : json(nullptr)},
-          {"share_of_peak", measured && r.peak_gops > 0 ? num(r.share_peak) : json(nullptr)},
-          {"verification", verification}};
+  return {
+      {"workload", r.workload},
+      {"backend", r.backend},
+      {"op", std::string(to_string(r.op))},
+      {"outcome", r.outcome},
+      {"message", r.message},
+      {"timed_shape", measured ? json(r.timed_full ? "full" : "sample") : json(nullptr)},
+      {"time_s", time},
+      {"pack_s", measured ? num(r.pack_s) : json(nullptr)},
+      {"ops", measured ? num(r.timed_ops) : json(nullptr)},
+      {"intensity",
+       measured && r.timed_bytes > 0 ? num(r.timed_ops / r.timed_bytes) : json(nullptr)},
+      {"rate_gops", measured ? num(r.rate_gops) : json(nullptr)},
+      {"roof_gops", measured && r.roof_gops > 0 ? num(r.roof_gops) : json(nullptr)},
+      {"share_of_roofline", measured && r.roof_gops > 0 ? num(r.share_roofline) : json(nullptr)},
+      {"peak_gops", measured && r.peak_gops > 0 ? num(r.peak_gops) : json(nullptr)},
+      {"share_of_peak", measured && r.peak_gops > 0 ? num(r.share_peak) : json(nullptr)},
+      {"verification", verification}};
 }
 
 json profile_json(const envelope& e) {
@@ -143,7 +152,8 @@ json to_json(const envelope& e) {
   json doc;
   doc["schema"] = "keel-envelope";
   doc["schema_version"] = kSchemaVersion;
-  doc["tool"] = {{"name", "keel-envelope"}, {"keel_version", KEEL_VERSION_STRING},
+  doc["tool"] = {{"name", "keel-envelope"},
+                 {"keel_version", KEEL_VERSION_STRING},
                  {"command_line", e.command_line}};
   const run_options& o = e.options;
   doc["run"] = {{"started", e.started},
@@ -180,7 +190,7 @@ json to_json(const envelope& e) {
 
   json ceilings = json::array();
   for (const ceiling& c : e.ceilings) {
-    json j = {{"id", c.id},         {"kind", c.kind},   {"isa", c.isa},
+    json j = {{"id", c.id},         {"kind", c.kind},       {"isa", c.isa},
               {"method", c.method}, {"threads", c.threads}, {"value", num(c.value)},
               {"unit", c.unit},     {"seconds", c.seconds}};
     if (c.buffer_bytes > 0) j["buffer_bytes"] = c.buffer_bytes;
@@ -214,22 +224,23 @@ json to_json(const envelope& e) {
 
   json workloads = json::array();
   for (const workload_record& w : e.workloads) {
-    workloads.push_back({{"id", w.w.id},
-                         {"model", w.w.model},
-                         {"layer", w.w.layer},
-                         {"phase", w.w.phase},
-                         {"op", std::string(to_string(w.work.kind))},
-                         {"shape", w.shape},
-                         {"dtypes", w.dtypes},
-                         {"ops", w.work.ops},
-                         {"bytes", w.work.bytes},
-                         {"intensity", w.work.bytes > 0 ? num(w.work.ops / w.work.bytes) : json(nullptr)},
-                         {"float_math", w.work.float_math},
-                         {"fits_in_llc", w.fits_in_llc},
-                         {"verification_sample", w.sample},
-                         {"sample_outputs", w.sample_outputs},
-                         {"total_outputs", w.total_outputs},
-                         {"ran", w.ran}});
+    workloads.push_back(
+        {{"id", w.w.id},
+         {"model", w.w.model},
+         {"layer", w.w.layer},
+         {"phase", w.w.phase},
+         {"op", std::string(to_string(w.work.kind))},
+         {"shape", w.shape},
+         {"dtypes", w.dtypes},
+         {"ops", w.work.ops},
+         {"bytes", w.work.bytes},
+         {"intensity", w.work.bytes > 0 ? num(w.work.ops / w.work.bytes) : json(nullptr)},
+         {"float_math", w.work.float_math},
+         {"fits_in_llc", w.fits_in_llc},
+         {"verification_sample", w.sample},
+         {"sample_outputs", w.sample_outputs},
+         {"total_outputs", w.total_outputs},
+         {"ran", w.ran}});
   }
   doc["workloads"] = workloads;
 
@@ -238,12 +249,14 @@ json to_json(const envelope& e) {
   doc["results"] = results;
 
   json candidates = json::array();
-  for (const auto& [key, order] : e.candidates) candidates.push_back({{"key", key}, {"order", order}});
+  for (const auto& [key, order] : e.candidates)
+    candidates.push_back({{"key", key}, {"order", order}});
   json choices = json::array();
   for (const route_row& row : e.routing) {
     json order = json::array();
     for (const route_choice& c : row.order) {
-      order.push_back({{"backend", c.backend}, {"predicted_us", num(c.predicted_us)},
+      order.push_back({{"backend", c.backend},
+                       {"predicted_us", num(c.predicted_us)},
                        {"energy_uj", num(c.energy_uj)}});
     }
     const auto [fastest, fastest_s] = measured_fastest(e, row.workload);
@@ -258,10 +271,11 @@ json to_json(const envelope& e) {
   }
   doc["routing"] = {{"policies", policy_names()}, {"candidates", candidates}, {"choices", choices}};
   doc["board_profile"] = profile_json(e);
-  doc["outputs"] = {{"json", e.written.json}, {"html", e.written.html}, {"header", e.written.header}};
+  doc["outputs"] = {
+      {"json", e.written.json}, {"html", e.written.html}, {"header", e.written.header}};
   const outcome_counts c = count_outcomes(e);
-  doc["summary"] = {{"results", c.total},         {"ok", c.ok},
-                    {"mismatches", c.mismatch},   {"errors", c.error},
+  doc["summary"] = {{"results", c.total},           {"ok", c.ok},
+                    {"mismatches", c.mismatch},     {"errors", c.error},
                     {"unsupported", c.unsupported}, {"interrupted", c.interrupted}};
   return doc;
 }

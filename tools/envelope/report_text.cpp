@@ -11,7 +11,9 @@ namespace keel::envelope {
 
 namespace {
 
-const char* paint(const text_style& st, const char* code) { return st.color ? code : ""; }
+const char* paint(const text_style& st, const char* code) {
+  return st.color ? code : "";
+}
 constexpr const char* kBold = "\x1b[1m";
 constexpr const char* kRed = "\x1b[1;31m";
 constexpr const char* kGreen = "\x1b[32m";
@@ -19,7 +21,8 @@ constexpr const char* kDim = "\x1b[2m";
 constexpr const char* kReset = "\x1b[0m";
 
 std::string kib_text(std::int64_t kib) {
-  if (kib >= 1024 * 1024) return fmt::format("{:.3g} GiB", static_cast<double>(kib) / (1024.0 * 1024));
+  if (kib >= 1024 * 1024)
+    return fmt::format("{:.3g} GiB", static_cast<double>(kib) / (1024.0 * 1024));
   if (kib >= 1024) return fmt::format("{:.3g} MiB", static_cast<double>(kib) / 1024);
   return fmt::format("{} KiB", kib);
 }
@@ -66,17 +69,18 @@ void print_preamble(std::FILE* f, const envelope& e, const text_style& st) {
   std::string caches;
   for (const cache_info& c : m.cpu.caches) {
     if (c.type == "Instruction") continue;
-    caches += fmt::format("{}L{}{} {}{}", caches.empty() ? "" : ", ", c.level,
-                          c.type == "Data" ? "d" : "", kib_text(c.size_kib),
-                          c.shared_by > 1 ? fmt::format(" (shared by {})", c.shared_by) : std::string());
+    caches +=
+        fmt::format("{}L{}{} {}{}", caches.empty() ? "" : ", ", c.level,
+                    c.type == "Data" ? "d" : "", kib_text(c.size_kib),
+                    c.shared_by > 1 ? fmt::format(" (shared by {})", c.shared_by) : std::string());
   }
   fmt::print(f, "  caches   {}\n", caches.empty() ? std::string("unknown") : caches);
   fmt::print(f, "  memory   {} total, {} available; {} {}\n", kib_text(m.memory.total_mib * 1024),
              kib_text(m.memory.available_mib * 1024), m.os.name, m.os.release);
   for (const backend_info& b : e.backends) {
     const bool on = b.status == "available";
-    fmt::print(f, "  {}{:<8}{} {}{}\n", paint(st, on ? "" : kDim), b.name, paint(st, on ? "" : kReset),
-               on ? "" : b.status + ": ", b.detail);
+    fmt::print(f, "  {}{:<8}{} {}{}\n", paint(st, on ? "" : kDim), b.name,
+               paint(st, on ? "" : kReset), on ? "" : b.status + ": ", b.detail);
   }
   std::fflush(f);
 }
@@ -90,7 +94,8 @@ void print_ceilings(std::FILE* f, const envelope& e, const text_style& st) {
     if (std::find(teams.begin(), teams.end(), c.threads) == teams.end()) teams.push_back(c.threads);
   }
   std::string head = fmt::format("  {:<10} {:<13}", "kind", "method");
-  for (int t : teams) head += fmt::format(" {:>13}", fmt::format("{} thread{}", t, t == 1 ? "" : "s"));
+  for (int t : teams)
+    head += fmt::format(" {:>13}", fmt::format("{} thread{}", t, t == 1 ? "" : "s"));
   fmt::print(f, "{}\n", head);
   std::vector<std::pair<std::string, std::string>> rows;
   for (const ceiling& c : e.ceilings) {
@@ -102,7 +107,8 @@ void print_ceilings(std::FILE* f, const envelope& e, const text_style& st) {
     for (int t : teams) {
       std::string cell = "-";
       for (const ceiling& c : e.ceilings) {
-        if (c.kind == kind && c.isa == isa && c.threads == t) cell = rate_text(c.value) + " " + c.unit;
+        if (c.kind == kind && c.isa == isa && c.threads == t)
+          cell = rate_text(c.value) + " " + c.unit;
       }
       line += fmt::format(" {:>13}", cell);
     }
@@ -234,8 +240,8 @@ void print_verdict(std::FILE* f, const envelope& e, const text_style& st) {
   }
   if (c.mismatch > 0 || c.error > 0) {
     fmt::print(f, "{}FAILED{}: {} mismatch{} and {} error{} in {} results (see above).\n",
-               paint(st, kRed), paint(st, kReset), c.mismatch, c.mismatch == 1 ? "" : "es",
-               c.error, c.error == 1 ? "" : "s", c.total);
+               paint(st, kRed), paint(st, kReset), c.mismatch, c.mismatch == 1 ? "" : "es", c.error,
+               c.error == 1 ? "" : "s", c.total);
   } else {
     fmt::print(f, "{}Verified{}: {} results agree with the reference ({} unsupported); {:.1f} s.\n",
                paint(st, kGreen), paint(st, kReset), c.ok, c.unsupported, e.duration_s);

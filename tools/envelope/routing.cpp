@@ -13,8 +13,12 @@ namespace {
 
 using score_fn = double (*)(const estimate&);
 
-double latency_score(const estimate& e) { return latency_first<>::score(e); }
-double energy_score(const estimate& e) { return energy_first<>::score(e); }
+double latency_score(const estimate& e) {
+  return latency_first<>::score(e);
+}
+double energy_score(const estimate& e) {
+  return energy_first<>::score(e);
+}
 
 score_fn score_of(const std::string& policy) {
   return policy == "energy-first" ? energy_score : latency_score;
@@ -53,8 +57,8 @@ bool eligible(const boards::board_profile& p, const backend_caps& c, op_kind k, 
 }
 
 // router::make_candidates: indices into r.slots, the reference last.
-std::vector<std::size_t> candidates(const boards::board_profile& p, const routed& r,
-                                    score_fn score, op_kind k, dtype t) {
+std::vector<std::size_t> candidates(const boards::board_profile& p, const routed& r, score_fn score,
+                                    op_kind k, dtype t) {
   std::vector<std::size_t> c;
   const std::size_t ref = r.slots.size() - 1;
   if (is_routable(k) && legal_routing_dtype(k, t)) {
@@ -135,7 +139,9 @@ unit_rates rates_on(const boards::board_profile& p, backend_kind kind) {
   return r;
 }
 
-std::vector<std::string> policy_names() { return {"latency-first", "energy-first"}; }
+std::vector<std::string> policy_names() {
+  return {"latency-first", "energy-first"};
+}
 
 std::vector<std::string> candidate_names(const boards::board_profile& board,
                                          const std::vector<const backend_slot*>& policy_backends,
@@ -159,7 +165,8 @@ std::vector<route_row> routing_table(const boards::board_profile& board,
     const score_fn score = score_of(policy);
     for (const workload& wl : workloads) {
       const op_work w = work_of_desc(wl.desc);
-      const std::vector<std::size_t> cl = candidates(board, r, score, w.kind, routing_dtype_of(wl.desc));
+      const std::vector<std::size_t> cl =
+          candidates(board, r, score, w.kind, routing_dtype_of(wl.desc));
       // router::decide without budgets, risk class or health (every backend healthy).
       struct ranked {
         std::size_t index;

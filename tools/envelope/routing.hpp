@@ -30,8 +30,8 @@ struct route_choice {
 };
 
 struct route_row {
-  std::string policy;    // "latency-first", "energy-first"
-  std::string workload;  // workload id
+  std::string policy;               // "latency-first", "energy-first"
+  std::string workload;             // workload id
   std::vector<route_choice> order;  // what the router would try, in order; order[0] runs
 };
 

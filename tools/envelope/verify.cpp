@@ -15,10 +15,13 @@ namespace {
 
 constexpr double kUnitRoundoff = 1.0 / 16777216.0;  // 2^-24, binary32
 
-double gamma(double n) { return n * kUnitRoundoff / (1.0 - n * kUnitRoundoff); }
+double gamma(double n) {
+  return n * kUnitRoundoff / (1.0 - n * kUnitRoundoff);
+}
 
 float load_scale(const matmul_i4_problem& p, std::int64_t i) {
-  return p.desc.scale_type == dtype::f16 ? f16_to_f32(p.scale.as<f16>()[i]) : p.scale.as<float>()[i];
+  return p.desc.scale_type == dtype::f16 ? f16_to_f32(p.scale.as<f16>()[i])
+                                         : p.scale.as<float>()[i];
 }
 
 std::vector<double> matmul_i4_tolerances(const matmul_i4_problem& p) {
@@ -38,8 +41,9 @@ std::vector<double> matmul_i4_tolerances(const matmul_i4_problem& p) {
       for (std::int64_t g = 0; g < groups; ++g) {
         const std::int64_t k1 = std::min(d.k, (g + 1) * G);
         const std::int32_t z =
-            d.b_type == dtype::s4 ? 0
-                                  : (p.zero_point.ok() ? p.zero_point.as<std::uint8_t>()[n * groups + g] : 8);
+            d.b_type == dtype::s4
+                ? 0
+                : (p.zero_point.ok() ? p.zero_point.as<std::uint8_t>()[n * groups + g] : 8);
         const double s = std::fabs(static_cast<double>(load_scale(p, n * groups + g)));
         if (dynamic) {
           std::int64_t isum = 0;
@@ -55,8 +59,8 @@ std::vector<double> matmul_i4_tolerances(const matmul_i4_problem& p) {
           }
         }
       }
-      const double n_roundings = dynamic ? static_cast<double>(groups + 2)
-                                         : static_cast<double>(G + groups + 1);
+      const double n_roundings =
+          dynamic ? static_cast<double>(groups + 2) : static_cast<double>(G + groups + 1);
       tol[static_cast<std::size_t>(m * d.n + n)] = gamma(n_roundings) * magnitude;
     }
   }
@@ -99,7 +103,8 @@ std::vector<double> attention_tolerances(const attention_problem& p) {
         for (std::int64_t i = 0; i < d.q_len; ++i) {
           std::int64_t last = d.kv_len - 1;
           if (d.mask == mask_kind::causal) last = std::min(last, i + offset);
-          const double t = s8_out ? 1.0 : (last < 0 ? 0.0 : 1e-5 * prefix_max[static_cast<std::size_t>(last)]);
+          const double t =
+              s8_out ? 1.0 : (last < 0 ? 0.0 : 1e-5 * prefix_max[static_cast<std::size_t>(last)]);
           const std::int64_t row = ((b * d.q_heads + h) * d.q_len + i) * dv;
           std::fill_n(tol.begin() + row, dv, t);
         }
@@ -148,25 +153,25 @@ std::vector<double> tolerances(const problem& p) {
 
 std::string output_coordinates(const op_desc& d, std::int64_t index) {
   return std::visit(
-      overloaded{
-          [&](const matmul_i8_desc& x) {
-            return fmt::format("[{}, {}]", index / x.n, index % x.n);
-          },
-          [&](const matmul_i4_desc& x) {
-            return fmt::format("[{}, {}]", index / x.n, index % x.n);
-          },
-          [&](const conv2d_desc& x) {
-            const conv2d_geometry g = conv2d_output_geometry(x).value();
-            const std::int64_t c = index % x.out_c, px = index / x.out_c;
-            const std::int64_t ox = px % g.out_w, oy = (px / g.out_w) % g.out_h;
-            return fmt::format("[{}, {}, {}, {}]", px / (g.out_w * g.out_h), oy, ox, c);
-          },
-          [&](const attention_desc& x) {
-            const std::int64_t dv = x.value_dim();
-            const std::int64_t c = index % dv, i = (index / dv) % x.q_len;
-            const std::int64_t h = (index / (dv * x.q_len)) % x.q_heads;
-            return fmt::format("[{}, {}, {}, {}]", index / (dv * x.q_len * x.q_heads), h, i, c);
-          }},
+      overloaded{[&](const matmul_i8_desc& x) {
+                   return fmt::format("[{}, {}]", index / x.n, index % x.n);
+                 },
+                 [&](const matmul_i4_desc& x) {
+                   return fmt::format("[{}, {}]", index / x.n, index % x.n);
+                 },
+                 [&](const conv2d_desc& x) {
+                   const conv2d_geometry g = conv2d_output_geometry(x).value();
+                   const std::int64_t c = index % x.out_c, px = index / x.out_c;
+                   const std::int64_t ox = px % g.out_w, oy = (px / g.out_w) % g.out_h;
+                   return fmt::format("[{}, {}, {}, {}]", px / (g.out_w * g.out_h), oy, ox, c);
+                 },
+                 [&](const attention_desc& x) {
+                   const std::int64_t dv = x.value_dim();
+                   const std::int64_t c = index % dv, i = (index / dv) % x.q_len;
+                   const std::int64_t h = (index / (dv * x.q_len)) % x.q_heads;
+                   return fmt::format("[{}, {}, {}, {}]", index / (dv * x.q_len * x.q_heads), h, i,
+                                      c);
+                 }},
       d);
 }
 
@@ -193,7 +198,8 @@ check_result check_output(const problem& oracle, const void* reference, const vo
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t j = map.empty() ? i : map[static_cast<std::size_t>(i)];
     ++r.checked;
-    const bool same_bits = std::memcmp(ref + i * eb, out + j * eb, static_cast<std::size_t>(eb)) == 0;
+    const bool same_bits =
+        std::memcmp(ref + i * eb, out + j * eb, static_cast<std::size_t>(eb)) == 0;
     if (same_bits) continue;
     const double rv = load_as_double(reference, t, i), gv = load_as_double(got, t, j);
     const double diff = std::fabs(rv - gv);

@@ -23,9 +23,9 @@
 namespace keel::envelope {
 
 struct check_result {
-  std::string rule;            // "bit-exact", "f32 bound (semantics.md)", ...
-  bool exact_rule = true;      // the rule is bit-exactness
-  std::int64_t checked = 0;    // output elements compared
+  std::string rule;          // "bit-exact", "f32 bound (semantics.md)", ...
+  bool exact_rule = true;    // the rule is bit-exactness
+  std::int64_t checked = 0;  // output elements compared
   std::int64_t mismatches = 0;
   std::int64_t not_identical = 0;  // within the bound but not bit-identical (bound rules only)
   double max_abs_diff = 0;

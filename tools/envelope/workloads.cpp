@@ -32,7 +32,8 @@ std::int64_t conv_out(std::int64_t in, std::int64_t k, std::int64_t s, std::int6
 
 }  // namespace
 
-// ---- desc facts ----------------------------------------------------------------------------------
+// ---- desc facts
+// ----------------------------------------------------------------------------------
 
 op_kind kind_of(const op_desc& d) {
   return std::visit([](const auto& x) { return std::decay_t<decltype(x)>::kind; }, d);
@@ -52,16 +53,16 @@ dtype output_type(const op_desc& d) {
 
 std::int64_t output_elements(const op_desc& d) {
   return std::visit(
-      overloaded{[](const matmul_i8_desc& x) { return x.batch * x.m * x.n; },
-                 [](const matmul_i4_desc& x) { return x.batch * x.m * x.n; },
-                 [](const conv2d_desc& x) {
-                   const std::int64_t oh = conv_out(x.in_h, x.kernel_h, x.stride_h, x.dilation_h, x, true);
-                   const std::int64_t ow = conv_out(x.in_w, x.kernel_w, x.stride_w, x.dilation_w, x, false);
-                   return x.batch * oh * ow * x.out_c;
-                 },
-                 [](const attention_desc& x) {
-                   return x.batch * x.q_heads * x.q_len * x.value_dim();
-                 }},
+      overloaded{
+          [](const matmul_i8_desc& x) { return x.batch * x.m * x.n; },
+          [](const matmul_i4_desc& x) { return x.batch * x.m * x.n; },
+          [](const conv2d_desc& x) {
+            const std::int64_t oh = conv_out(x.in_h, x.kernel_h, x.stride_h, x.dilation_h, x, true);
+            const std::int64_t ow =
+                conv_out(x.in_w, x.kernel_w, x.stride_w, x.dilation_w, x, false);
+            return x.batch * oh * ow * x.out_c;
+          },
+          [](const attention_desc& x) { return x.batch * x.q_heads * x.q_len * x.value_dim(); }},
       d);
 }
 
@@ -74,7 +75,8 @@ std::string shape_text(const op_desc& d) {
           },
           [](const conv2d_desc& x) {
             const std::int64_t oh = conv_out(x.in_h, x.kernel_h, x.stride_h, x.dilation_h, x, true);
-            const std::int64_t ow = conv_out(x.in_w, x.kernel_w, x.stride_w, x.dilation_w, x, false);
+            const std::int64_t ow =
+                conv_out(x.in_w, x.kernel_w, x.stride_w, x.dilation_w, x, false);
             const char* kind = x.groups == 1 ? "" : (x.groups == x.in_c ? " dw" : " grouped");
             return fmt::format("{}x{}x{} -> {}x{}x{}, {}x{}/{}{}", x.in_h, x.in_w, x.in_c, oh, ow,
                                x.out_c, x.kernel_h, x.kernel_w, x.stride_h, kind);
@@ -109,7 +111,8 @@ std::string dtype_text(const op_desc& d) {
       d);
 }
 
-// ---- the default workloads -----------------------------------------------------------------------
+// ---- the default workloads
+// -----------------------------------------------------------------------
 
 namespace {
 
@@ -143,8 +146,8 @@ matmul_i4_desc linear_i4(std::int64_t m, std::int64_t n, std::int64_t k, i4_acti
   d.n = n;
   d.k = k;
   d.b_type = dtype::s4;
-  d.group_size = 32;             // GGUF Q4_0's block
-  d.scale_type = dtype::f16;     // as Q4_0 stores them
+  d.group_size = 32;          // GGUF Q4_0's block
+  d.scale_type = dtype::f16;  // as Q4_0 stores them
   d.activation = act;
   return d;
 }
@@ -223,8 +226,7 @@ std::vector<workload> default_workloads(bool quick) {
     add(p + "qkv.q4", llm, "QKV projection, int4 weights", phase, linear_i4(m, qkv, hid, act));
     add(p + "o_proj.q4", llm, "output projection, int4 weights", phase,
         linear_i4(m, hid, hid, act));
-    add(p + "gate_up.q4", llm, "FFN gate+up, int4 weights", phase,
-        linear_i4(m, 2 * ffn, hid, act));
+    add(p + "gate_up.q4", llm, "FFN gate+up, int4 weights", phase, linear_i4(m, 2 * ffn, hid, act));
     add(p + "down.q4", llm, "FFN down, int4 weights", phase, linear_i4(m, hid, ffn, act));
     if (decode) {
       add(p + "attention", llm, "attention over the int8 KV cache (GQA)", phase,
@@ -243,7 +245,8 @@ std::vector<workload> default_workloads(bool quick) {
   const auto sp = [&](std::int64_t x) { return quick ? std::max<std::int64_t>(x / 4, 2) : x; };
   const std::string mbv2 = "MobileNetV2 (224x224, int8)";
   const std::string inf = "inference";
-  add("mbv2.conv0", mbv2, "stem 3x3/2 conv, ReLU6", inf, conv(sp(224), 3, 32, 3, 2, false, true, 128));
+  add("mbv2.conv0", mbv2, "stem 3x3/2 conv, ReLU6", inf,
+      conv(sp(224), 3, 32, 3, 2, false, true, 128));
   add("mbv2.b1.dw", mbv2, "block 1 depthwise 3x3, ReLU6", inf,
       conv(sp(112), 32, 32, 3, 1, true, true, 0));
   add("mbv2.b1.project", mbv2, "block 1 project 1x1 (linear)", inf,
@@ -269,7 +272,8 @@ std::vector<workload> default_workloads(bool quick) {
   return w;
 }
 
-// ---- problems --------------------------------------------------------------------------------------
+// ---- problems
+// --------------------------------------------------------------------------------------
 
 matmul_i8_args matmul_i8_problem::args(void* out) const {
   matmul_i8_args x;
@@ -298,10 +302,11 @@ matmul_i4_args matmul_i4_problem::args(void* out) const {
 conv2d_args conv2d_problem::args(void* out) const {
   const conv2d_geometry g = conv2d_output_geometry(desc).value();
   conv2d_args x;
-  x.input = const_tensor_view(input.data(), desc.in_type,
-                              {desc.batch, desc.in_h, desc.in_w, desc.in_c});
-  x.weights = const_tensor_view(weights.data(), desc.w_type,
-                                {desc.out_c, desc.kernel_h, desc.kernel_w, desc.in_c / desc.groups});
+  x.input =
+      const_tensor_view(input.data(), desc.in_type, {desc.batch, desc.in_h, desc.in_w, desc.in_c});
+  x.weights =
+      const_tensor_view(weights.data(), desc.w_type,
+                        {desc.out_c, desc.kernel_h, desc.kernel_w, desc.in_c / desc.groups});
   x.w_scale = w_scale;
   x.w_zero_point = w_zero_point;
   x.bias = bias;
@@ -427,11 +432,10 @@ Status make_into(const D& d, fast_rng& r, problem& out) {
 Status materialize(const op_desc& d, std::uint64_t seed, std::uint64_t stream, problem& out) {
   fast_rng r(seed, stream);
   return std::visit(
-      overloaded{
-          [&](const matmul_i8_desc& x) { return make_into<matmul_i8_problem>(x, r, out); },
-          [&](const matmul_i4_desc& x) { return make_into<matmul_i4_problem>(x, r, out); },
-          [&](const conv2d_desc& x) { return make_into<conv2d_problem>(x, r, out); },
-          [&](const attention_desc& x) { return make_into<attention_problem>(x, r, out); }},
+      overloaded{[&](const matmul_i8_desc& x) { return make_into<matmul_i8_problem>(x, r, out); },
+                 [&](const matmul_i4_desc& x) { return make_into<matmul_i4_problem>(x, r, out); },
+                 [&](const conv2d_desc& x) { return make_into<conv2d_problem>(x, r, out); },
+                 [&](const attention_desc& x) { return make_into<attention_problem>(x, r, out); }},
       d);
 }
 
@@ -441,8 +445,7 @@ namespace {
 
 // `want` indices of [0, n), sorted: the first `edge` and the last `edge` always, the rest a
 // seeded random choice among those in between. All of them when want >= n.
-std::vector<std::int64_t> pick(std::int64_t n, std::int64_t want, std::int64_t edge,
-                               fast_rng& r) {
+std::vector<std::int64_t> pick(std::int64_t n, std::int64_t want, std::int64_t edge, fast_rng& r) {
   std::vector<std::int64_t> v;
   if (want >= n) {
     v.resize(static_cast<std::size_t>(n));
@@ -485,8 +488,7 @@ std::int64_t clamp_units(std::int64_t budget, std::int64_t per_unit, std::int64_
   return std::clamp<std::int64_t>(fit, std::min(lo, n), n);
 }
 
-Status sample_matmul_i8(const matmul_i8_problem& f, std::int64_t budget, fast_rng& r,
-                        sample& s) {
+Status sample_matmul_i8(const matmul_i8_problem& f, std::int64_t budget, fast_rng& r, sample& s) {
   const matmul_i8_desc& d = f.desc;
   // Small enough for the budget: all of it. Otherwise up to 8 rows (decode has 1) and as many
   // columns as the budget allows, at least 32 (a few whole panels of every kernel).
@@ -524,13 +526,13 @@ Status sample_matmul_i8(const matmul_i8_problem& f, std::int64_t budget, fast_rn
   for (std::int64_t row : rows) {
     for (std::int64_t col : cols) s.map.push_back(row * d.n + col);
   }
-  s.description = fmt::format("{} of {} rows x {} of {} columns", rows.size(), d.m, cols.size(), d.n);
+  s.description =
+      fmt::format("{} of {} rows x {} of {} columns", rows.size(), d.m, cols.size(), d.n);
   s.reduced = std::move(p);
   return Status::Ok();
 }
 
-Status sample_matmul_i4(const matmul_i4_problem& f, std::int64_t budget, fast_rng& r,
-                        sample& s) {
+Status sample_matmul_i4(const matmul_i4_problem& f, std::int64_t budget, fast_rng& r, sample& s) {
   const matmul_i4_desc& d = f.desc;
   // Small enough for the budget: all of it. Otherwise up to 8 rows (decode has 1) and as many
   // columns as the budget allows, at least 32 (a few whole panels of every kernel).
@@ -557,8 +559,8 @@ Status sample_matmul_i4(const matmul_i4_problem& f, std::int64_t budget, fast_rn
     return no_memory("the sample", p.desc.m * d.k * 4 + p.desc.n * row_bytes);
   }
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    std::memcpy(p.a.data() + static_cast<std::int64_t>(i) * d.k * 4,
-                f.a.data() + rows[i] * d.k * 4, static_cast<std::size_t>(d.k * 4));
+    std::memcpy(p.a.data() + static_cast<std::int64_t>(i) * d.k * 4, f.a.data() + rows[i] * d.k * 4,
+                static_cast<std::size_t>(d.k * 4));
   }
   for (std::size_t j = 0; j < cols.size(); ++j) {
     const auto jj = static_cast<std::int64_t>(j);
@@ -569,7 +571,8 @@ Status sample_matmul_i4(const matmul_i4_problem& f, std::int64_t budget, fast_rn
                 static_cast<std::size_t>(groups * scale_bytes));
   }
   if (f.zero_point.ok()) {
-    if (!p.zero_point.allocate(p.desc.n * groups)) return no_memory("the sample", p.desc.n * groups);
+    if (!p.zero_point.allocate(p.desc.n * groups))
+      return no_memory("the sample", p.desc.n * groups);
     for (std::size_t j = 0; j < cols.size(); ++j) {
       std::memcpy(p.zero_point.data() + static_cast<std::int64_t>(j) * groups,
                   f.zero_point.data() + cols[j] * groups, static_cast<std::size_t>(groups));
@@ -579,7 +582,8 @@ Status sample_matmul_i4(const matmul_i4_problem& f, std::int64_t budget, fast_rn
   for (std::int64_t row : rows) {
     for (std::int64_t col : cols) s.map.push_back(row * d.n + col);
   }
-  s.description = fmt::format("{} of {} rows x {} of {} columns", rows.size(), d.m, cols.size(), d.n);
+  s.description =
+      fmt::format("{} of {} rows x {} of {} columns", rows.size(), d.m, cols.size(), d.n);
   s.reduced = std::move(p);
   return Status::Ok();
 }
@@ -644,21 +648,21 @@ Status sample_conv2d(const conv2d_problem& f, std::int64_t budget, fast_rng& r, 
   for (std::int64_t px = 0; px < pixels; ++px) {
     for (std::int64_t c : channels) s.map.push_back(px * d.out_c + c);
   }
-  s.description = by_group ? fmt::format("{} of {} groups ({} of {} channels), every pixel",
-                                         picked.size(), d.groups, channels.size(), d.out_c)
-                           : fmt::format("{} of {} output channels, every pixel", channels.size(),
-                                         d.out_c);
+  s.description =
+      by_group ? fmt::format("{} of {} groups ({} of {} channels), every pixel", picked.size(),
+                             d.groups, channels.size(), d.out_c)
+               : fmt::format("{} of {} output channels, every pixel", channels.size(), d.out_c);
   s.reduced = std::move(p);
   return Status::Ok();
 }
 
 // Attention: whole KV heads with every query head that reads them; every row of those heads.
-Status sample_attention(const attention_problem& f, std::int64_t budget, fast_rng& r,
-                        sample& s) {
+Status sample_attention(const attention_problem& f, std::int64_t budget, fast_rng& r, sample& s) {
   const attention_desc& d = f.desc;
   const std::int64_t group = d.q_heads / d.kv_heads, dv = d.value_dim();
   const std::int64_t per_kv = d.batch * group * d.q_len * d.kv_len * (d.head_dim + dv);
-  const std::vector<std::int64_t> kvs = pick(d.kv_heads, clamp_units(budget, per_kv, 1, d.kv_heads), 1, r);
+  const std::vector<std::int64_t> kvs =
+      pick(d.kv_heads, clamp_units(budget, per_kv, 1, d.kv_heads), 1, r);
   s.full_outputs = d.batch * d.q_heads * d.q_len * dv;
   if (static_cast<std::int64_t>(kvs.size()) == d.kv_heads) {
     s.whole = true;
@@ -732,8 +736,7 @@ Status sample_attention(const attention_problem& f, std::int64_t budget, fast_rn
 
 }  // namespace
 
-Status make_sample(const problem& full, std::int64_t mac_budget, std::uint64_t seed,
-                   sample& out) {
+Status make_sample(const problem& full, std::int64_t mac_budget, std::uint64_t seed, sample& out) {
   out = sample{};
   fast_rng r(seed, 0x5A3B1E);
   return std::visit(

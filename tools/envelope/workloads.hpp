@@ -83,8 +83,8 @@ struct attention_problem {
   attention_args args(void* out) const;
 };
 
-using problem = std::variant<matmul_i8_problem, matmul_i4_problem, conv2d_problem,
-                             attention_problem>;
+using problem =
+    std::variant<matmul_i8_problem, matmul_i4_problem, conv2d_problem, attention_problem>;
 
 op_desc desc_of(const problem& p);
 
@@ -106,10 +106,11 @@ struct sample {
 // Chooses rows/columns/channels/heads such that the reference's work on the sample is at most
 // about `mac_budget` multiply-accumulates (never less than one of each unit), always keeping the
 // first and the last unit (edge tiles) and a seeded random choice in between.
-Status make_sample(const problem& full, std::int64_t mac_budget, std::uint64_t seed,
-                   sample& out);
+Status make_sample(const problem& full, std::int64_t mac_budget, std::uint64_t seed, sample& out);
 
 // Bytes of one output element (s32/f32: 4; s8/u8: 1).
-inline std::int64_t element_bytes(dtype t) { return t == dtype::s8 || t == dtype::u8 ? 1 : 4; }
+inline std::int64_t element_bytes(dtype t) {
+  return t == dtype::s8 || t == dtype::u8 ? 1 : 4;
+}
 
 }  // namespace keel::envelope

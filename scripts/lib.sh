@@ -30,4 +30,6 @@ KEEL_RELEASE_OPTIONS=(--buildtype=release)
 # test_conv2d.cpp with GCC 12), and reports keep their file:line.
 KEEL_SANITIZE_OPTIONS=(-Doptimization=1 -Ddebug=false -Db_sanitize=address,undefined
                        -Db_lundef=false "-Dcpp_args=-g1 -fno-sanitize-recover=all" -Dwerror=false
-                       -Db_ndebug=false)
+                       -Db_ndebug=false -Dbench=false)
+# The sanitizer build leaves out the benchmarks (-Dbench=false): they hold no test of keel's code
+# that the release build does not run, and they are the longest compile (the peers' headers).

@@ -1,8 +1,8 @@
 // The AVX-512 VNNI kernels of keel/kernels/gemm_i8/avx512vnni.hpp, forced one at a time through
 // the cpu backend, against keel::reference::matmul_i8 bit for bit, on the shapes that reach their
 // own edges (which the registry-wide suite, cpu_matmul_i8, sized for 4- to 6-row tiles, does not):
-// the gemm's 32-row tile in one or two halves of 16, its 8-column panels, the gemv's 4-group
-// steps and its 128-column calls, K up to the documented limit. Also: the kernels run only where
+// the gemm's 32-row tile in one or two halves of 16, its 8-column panels, long K, the gemv's
+// 4-group steps and its 128-column calls, K up to the documented limit. Also: the kernels run only where
 // the CPU and the OS support them, and the backend prefers them there.
 //
 // Independence: expected values come from the reference kernel (scalar, int64 sums) or are
@@ -291,7 +291,7 @@ TEST_CASE("vnni gemm: M and N remainders around the 32x8 tile") {
   testing::rng r(203);
   INFO("seed " << r.seed());
   const std::int64_t ms[] = {1, 2, 5, 15, 16, 17, 18, 30, 31, 32, 33, 47, 48, 63, 64, 65, 97};
-  const std::int64_t ns[] = {1, 3, 7, 8, 9, 16, 17, 24, 31, 33, 130};
+  const std::int64_t ns[] = {1, 3, 7, 8, 9, 16, 17, 24, 31, 32, 33, 40, 64, 97, 130};
   for (std::int64_t m : ms) {
     for (std::int64_t n : ns) {
       problem p = random_problem(r, m, n, r.uniform_int(1, 90), kTypes8[r.uniform_int(0, 1)],
@@ -299,6 +299,20 @@ TEST_CASE("vnni gemm: M and N remainders around the 32x8 tile") {
       INFO(shape_text(p.d));
       check_kernel_all_threads(p, kernel);
     }
+  }
+}
+
+TEST_CASE("vnni gemm: long K around multiples of 512, the A prefetch running past panel ends") {
+  const int kernel = vnni_kernel_or_skip(kGemmName);
+  if (kernel < 0) return;
+  testing::rng r(207);
+  INFO("seed " << r.seed());
+  for (std::int64_t k : {509, 511, 512, 513, 516, 517, 1023, 1024, 1025, 1029, 1531, 1536, 1537}) {
+    problem p = random_problem(r, r.uniform_int(1, 40), r.uniform_int(1, 70), k,
+                               kTypes8[r.uniform_int(0, 1)], kTypes8[r.uniform_int(0, 1)],
+                               dtype::s32);
+    INFO(shape_text(p.d));
+    check_kernel_all_threads(p, kernel);
   }
 }
 

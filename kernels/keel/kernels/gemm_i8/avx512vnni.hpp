@@ -247,6 +247,10 @@ KEEL_TARGET_AVX512VNNI inline void dp4_panel(const std::uint8_t* a, const std::i
   }
 }
 
+// One call: one B panel (np = 1), all of K. Tried and not kept: four panels per call with K in
+// chunks of 512 values, so that a 16 KiB chunk of the A panel served all four from L1 (A from L2
+// once per call, not once per panel): no gain measured (1024^3 and 128 x 4096 x 4096 within the
+// noise, each a few percent either way).
 template <int Halves>
 KEEL_TARGET_AVX512VNNI void dp4_tile(const ukernel_args& p) noexcept {
   const auto* a = static_cast<const std::uint8_t*>(p.a);
@@ -352,73 +356,104 @@ KEEL_TARGET_AVX512VNNI void gemv_dp4_tile(const ukernel_args& p) noexcept {
 
 // ---- A packer for the gemm ---------------------------------------------------------------------
 
+namespace detail {
+
+// Transposes 16 rows of 16 dwords (r[i]: row i's K groups 0..15) into 16 groups of 16 rows
+// (r[g]: group g, lane i = row i), in place. Three steps, 64 shuffles: dword interleave of row
+// pairs, qword interleave (then u[4q + j] lane L holds rows 4q..4q+3 of group 4L + j), and a
+// 4 x 4 transpose of 128-bit lanes among u[j], u[4 + j], u[8 + j], u[12 + j].
+KEEL_TARGET_AVX512VNNI inline __attribute__((always_inline)) void transpose_16x16(
+    __m512i (&r)[16]) noexcept {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  __m512i u[16];
+  for (int q = 0; q < 4; ++q) {
+    u[4 * q + 0] = _mm512_unpacklo_epi64(t[4 * q], t[4 * q + 2]);
+    u[4 * q + 1] = _mm512_unpackhi_epi64(t[4 * q], t[4 * q + 2]);
+    u[4 * q + 2] = _mm512_unpacklo_epi64(t[4 * q + 1], t[4 * q + 3]);
+    u[4 * q + 3] = _mm512_unpackhi_epi64(t[4 * q + 1], t[4 * q + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44);
+    const __m512i v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xEE);
+    const __m512i v2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44);
+    const __m512i v3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xEE);
+    r[j] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+    r[4 + j] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+    r[8 + j] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+  }
+}
+
+}  // namespace detail
+
 // The gemm's A panel (packing.hpp's layout for mr = 32: [kq][32 rows][4] u8, A' = A ^ 0x80 for
-// s8, zeros past K and below `rows`) and its row sums, built a K group at a time: one masked
-// gather of dword g from 16 rows per half, the s8 flip as one xor, the row sums as a vpdpbusd
-// against bytes of 1 (exact: at most 255 * 4 per step into int32). The portable packer (the AVX2
-// build of pack_a_panel) writes the same bytes; perf showed it at 19% of a 1024^3 GEMM's time
-// against the VNNI kernel, about 1.5 ns per byte of A. Strided K, other tiles, or row strides
-// whose 32-bit gather offsets could overflow take the portable packer.
+// s8, zeros past K and below `rows`) and its row sums, 64 bytes of K (16 groups) at a time: per
+// half of 16 rows, one load per row (byte-masked at the end of K, so nothing past a row is
+// read), the s8 flip, a 16 x 16 dword transpose, and the row sums as a vpdpbusd of each group
+// against bytes of 1 (exact: 255 * 4 per step into int32). The portable packer (the AVX2 build
+// of pack_a_panel) writes the same bytes. Measured (perf, share of a call with the VNNI kernel):
+// the portable packer took 19% of a 1024^3 GEMM; a first AVX-512 version with one masked gather
+// per K group and half took 3% there and 26-30% at M = 3136, K = 144, N = 24. This transpose
+// did not change the total time measurably (least CPU time of 6 interleaved runs: 0.071 against
+// 0.076 ms at 3136 x 24 x 144, 3.99 against 4.03 ms at 1024^3; the machine's noise is larger),
+// and is kept because it reads exactly the bytes of A (no 32-bit gather offsets to overflow) and
+// needs no gathers, which microcode mitigations (GDS) slow on some AVX-512 CPUs. Strided K or
+// other tiles take the portable packer.
 KEEL_TARGET_AVX512VNNI inline void pack_a_gemm(const a_source& a, std::int64_t m0, int rows,
                                                std::int64_t k, int mr, const packing& p,
                                                void* dst_v, std::int32_t* rowsum) noexcept {
-  const std::int64_t sm = a.stride_m;
-  if (mr != kGemmRows || p.k_group != 4 || a.stride_k != 1 || sm < 0 ||
-      sm > INT32_MAX / kGemmRows) {
+  if (mr != kGemmRows || p.k_group != 4 || a.stride_k != 1) {
     return avx2::pack_a<std::uint8_t>(a, m0, rows, k, mr, p, dst_v, rowsum);
   }
   KEEL_DASSERT(rows >= 1 && rows <= kGemmRows, "rows within the panel");
   auto* dst = static_cast<std::uint8_t*>(dst_v);
-  const auto* base = static_cast<const std::uint8_t*>(a.data) + a.base + m0 * sm;
-  const std::int32_t s = static_cast<std::int32_t>(sm);
-
-  // Setup: per-lane row offsets, row masks, the flip and the ones.
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  const __m512i idx_lo = _mm512_mullo_epi32(lane, _mm512_set1_epi32(s));
-  const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(16 * s));
-  const __mmask16 mask_lo = rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1);
-  const __mmask16 mask_hi = rows >= 32 ? __mmask16(0xFFFF)
-                            : rows > 16 ? __mmask16((1u << (rows - 16)) - 1)
-                                        : __mmask16(0);
-  const std::uint8_t flip = a.type == dtype::s8 ? 0x80 : 0x00;
-  const __m512i flip4 = _mm512_set1_epi32(static_cast<std::int32_t>(0x01010101u * flip));
+  const auto* base = static_cast<const std::uint8_t*>(a.data) + a.base + m0 * a.stride_m;
+  const __m512i flip = _mm512_set1_epi8(a.type == dtype::s8 ? static_cast<char>(0x80) : 0);
   const __m512i ones = _mm512_set1_epi32(0x01010101);
-  __m512i sum_lo = _mm512_setzero_si512(), sum_hi = _mm512_setzero_si512();
+  const std::int64_t kq = k_groups(k, p);
+  __m512i sums[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
 
-  // Main loop: whole K groups.
-  const std::int64_t full = k / 4;
-  for (std::int64_t g = 0; g < full; ++g) {
-    const std::uint8_t* col = base + 4 * g;
-    __m512i lo = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask_lo, idx_lo, col, 1);
-    lo = _mm512_maskz_xor_epi32(mask_lo, lo, flip4);
-    sum_lo = _mm512_dpbusd_epi32(sum_lo, lo, ones);
-    _mm512_storeu_si512(dst + g * 128, lo);
-    __m512i hi = _mm512_setzero_si512();
-    if (mask_hi != 0) {
-      hi = _mm512_mask_i32gather_epi32(hi, mask_hi, idx_hi, col, 1);
-      hi = _mm512_maskz_xor_epi32(mask_hi, hi, flip4);
-      sum_hi = _mm512_dpbusd_epi32(sum_hi, hi, ones);
-    }
-    _mm512_storeu_si512(dst + g * 128 + 64, hi);
-  }
-
-  // Tail: a partial last group, byte by byte (a dword would read past the row).
-  alignas(64) std::int32_t sums[kGemmRows];
-  _mm512_store_si512(sums, sum_lo);
-  _mm512_store_si512(sums + 16, sum_hi);
-  const std::int64_t rem = k - 4 * full;
-  if (rem > 0) {
-    std::uint8_t* out = dst + full * 128;
-    std::memset(out, 0, 128);
-    for (int r = 0; r < rows; ++r) {
-      for (std::int64_t kk = 0; kk < rem; ++kk) {
-        const std::uint8_t v = static_cast<std::uint8_t>(base[r * sm + 4 * full + kk] ^ flip);
-        out[r * 4 + kk] = v;
-        sums[r] += v;
+  for (std::int64_t k0 = 0; k0 < k; k0 += 64) {
+    // Setup: the bytes of K in this chunk, and its K groups.
+    const std::int64_t bytes = k - k0 < 64 ? k - k0 : 64;
+    const __mmask64 kmask = bytes == 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
+    const std::int64_t g0 = k0 / 4;
+    const std::int64_t groups = kq - g0 < 16 ? kq - g0 : 16;
+    for (int h = 0; h < 2; ++h) {
+      std::uint8_t* out = dst + g0 * (kGemmRows * 4) + 64 * h;
+      const int valid = rows - 16 * h;  // rows of this half that exist
+      if (valid <= 0) {
+        for (std::int64_t g = 0; g < groups; ++g) {
+          _mm512_storeu_si512(out + g * (kGemmRows * 4), _mm512_setzero_si512());
+        }
+        continue;
+      }
+      // Load: row i's 64 bytes, flipped where they exist, zero elsewhere.
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) {
+        if (i < valid) {
+          const __m512i v = _mm512_maskz_loadu_epi8(kmask, base + (16 * h + i) * a.stride_m + k0);
+          r[i] = _mm512_maskz_mov_epi8(kmask, _mm512_xor_si512(v, flip));
+        } else {
+          r[i] = _mm512_setzero_si512();
+        }
+      }
+      // Transpose, row sums, store.
+      detail::transpose_16x16(r);
+      for (std::int64_t g = 0; g < groups; ++g) {
+        sums[h] = _mm512_dpbusd_epi32(sums[h], r[g], ones);
+        _mm512_storeu_si512(out + g * (kGemmRows * 4), r[g]);
       }
     }
   }
-  for (int r = 0; r < rows; ++r) rowsum[r] = sums[r];
+  alignas(64) std::int32_t lane_sums[kGemmRows];
+  _mm512_store_si512(lane_sums, sums[0]);
+  _mm512_store_si512(lane_sums + 16, sums[1]);
+  for (int i = 0; i < rows; ++i) rowsum[i] = lane_sums[i];
 }
 
 // ---- epilogue ----------------------------------------------------------------------------------
@@ -445,6 +480,12 @@ KEEL_TARGET_AVX512VNNI inline void epilogue(const epilogue_params& e, const std:
                                (requant && e.out.mode == requant_mode::fixed_point))) {
     return avx2::epilogue(e, raw, ld_raw, m0, rows, n0, cols);
   }
+  // The parameters in locals: the stores below may alias `e` as far as the compiler knows, and
+  // it reloaded e's fields in every row (perf annotate).
+  const std::int32_t* const rowsum = e.rowsum;
+  const std::int32_t* const bias_data = e.bias;
+  void* const out_data = e.out_data;
+  const std::int64_t out_base = e.out_base, out_stride_m = e.out_stride_m;
   const __m512i zero = _mm512_setzero_si512();
   const __m512i int_max = _mm512_set1_epi32(INT32_MAX);
   for (int c0 = 0; c0 < cols; c0 += 16) {
@@ -454,11 +495,11 @@ KEEL_TARGET_AVX512VNNI inline void epilogue(const epilogue_params& e, const std:
     const std::int64_t n = n0 + c0;
     const __m512i zb = _mm512_maskz_loadu_epi32(mask, e.zb + n);
     const __m512i colterm = _mm512_maskz_loadu_epi32(mask, e.colterm + n);
-    const __m512i bias = e.bias != nullptr ? _mm512_maskz_loadu_epi32(mask, e.bias + n) : zero;
-    alignas(64) std::int64_t mult[16] = {}, shift[16] = {}, round[16] = {};
+    const __m512i bias = bias_data != nullptr ? _mm512_maskz_loadu_epi32(mask, bias_data + n) : zero;
+    alignas(64) std::int64_t mult[16], shift[16], round[16];  // requantization only
     if (requant) {
-      for (int c = 0; c < nc; ++c) {
-        const quantized_multiplier q = e.rq[n + c].fixed;
+      for (int c = 0; c < 16; ++c) {
+        const quantized_multiplier q = c < nc ? e.rq[n + c].fixed : quantized_multiplier{0, 0};
         mult[c] = q.multiplier;
         shift[c] = 31 - q.shift;
         round[c] = std::int64_t{1} << (shift[c] - 1);
@@ -471,11 +512,23 @@ KEEL_TARGET_AVX512VNNI inline void epilogue(const epilogue_params& e, const std:
     for (int r = 0; r < rows; ++r) {
       const std::int64_t m = m0 + r;
       // Phases 1 and 2: zero points, then the saturating bias.
-      const __m512i raw_v = _mm512_maskz_loadu_epi32(mask, raw + r * ld_raw + c0);
+      // raw by 8-column halves, unmasked: a masked zmm load of a row that the kernel has just
+      // written as a ymm cannot take the store's data by forwarding (perf sampling put a third of
+      // the epilogue on that load; the total time did not change measurably here). Reading up to
+      // the next multiple of 8 stays inside the tile (ld_raw is whole panels); the lanes past
+      // `cols` are never stored.
+      const std::int32_t* raw_row = raw + r * ld_raw + c0;
+      const __m256i raw_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw_row));
+      const __m512i raw_v =
+          nc > 8 ? _mm512_inserti64x4(_mm512_castsi256_si512(raw_lo),
+                                      _mm256_loadu_si256(
+                                          reinterpret_cast<const __m256i*>(raw_row + 8)),
+                                      1)
+                 : _mm512_castsi256_si512(raw_lo);
       __m512i acc = _mm512_add_epi32(
-          _mm512_sub_epi32(raw_v, _mm512_mullo_epi32(zb, _mm512_set1_epi32(e.rowsum[m]))),
+          _mm512_sub_epi32(raw_v, _mm512_mullo_epi32(zb, _mm512_set1_epi32(rowsum[m]))),
           colterm);
-      if (e.bias != nullptr) {
+      if (bias_data != nullptr) {
         const __m512i sum = _mm512_add_epi32(acc, bias);
         const __mmask16 overflow = _mm512_cmplt_epi32_mask(
             _mm512_and_si512(_mm512_xor_si512(acc, sum), _mm512_xor_si512(bias, sum)), zero);
@@ -483,9 +536,9 @@ KEEL_TARGET_AVX512VNNI inline void epilogue(const epilogue_params& e, const std:
         acc = _mm512_mask_mov_epi32(sum, overflow, limit);
       }
       // Phase 3: the output stage.
-      const std::int64_t off = e.out_base + m * e.out_stride_m + n;
+      const std::int64_t off = out_base + m * out_stride_m + n;
       if (!requant) {
-        _mm512_mask_storeu_epi32(static_cast<std::int32_t*>(e.out_data) + off, mask, acc);
+        _mm512_mask_storeu_epi32(static_cast<std::int32_t*>(out_data) + off, mask, acc);
         continue;
       }
       __m128i bytes[2];
@@ -498,7 +551,7 @@ KEEL_TARGET_AVX512VNNI inline void epilogue(const epilogue_params& e, const std:
         v = _mm512_min_epi64(_mm512_max_epi64(v, lo_limit), hi_limit);
         bytes[h] = _mm512_cvtepi64_epi8(v);  // the low byte: the s8 or u8 value
       }
-      _mm_mask_storeu_epi8(static_cast<std::uint8_t*>(e.out_data) + off, mask,
+      _mm_mask_storeu_epi8(static_cast<std::uint8_t*>(out_data) + off, mask,
                            _mm_unpacklo_epi64(bytes[0], bytes[1]));
     }
   }

@@ -40,6 +40,7 @@
 
 #include "keel/check.hpp"
 #include "keel/dtype.hpp"
+#include "keel/import/span_check.hpp"
 #include "keel/status.hpp"
 
 namespace keel::import {
@@ -100,20 +101,6 @@ inline Status check_nbits_attrs(std::string_view fn, const matmul_nbits_attrs& a
   return Status::Ok();
 }
 
-template <class T>
-Status check_nbits_span(std::string_view fn, const char* name, std::span<T> s, std::int64_t want,
-                        const char* rule) {
-  if (static_cast<std::int64_t>(s.size()) != want) {
-    return Status::make(status_code::shape_mismatch, fn, "%s has %zu elements (must be %lld = %s)",
-                        name, s.size(), static_cast<long long>(want), rule);
-  }
-  if (want > 0 && s.data() == nullptr) {
-    return Status::make(status_code::invalid_argument, fn, "%s is null (%lld elements expected)",
-                        name, static_cast<long long>(want));
-  }
-  return Status::Ok();
-}
-
 // Zero points: absent (empty) on both sides, or present on both sides.
 template <class A, class B>
 Status check_zero_point_pair(std::string_view fn, std::span<A> in, const char* in_name,
@@ -126,8 +113,8 @@ Status check_zero_point_pair(std::string_view fn, std::span<A> in, const char* i
                         "or present on both)",
                         in_name, in.size(), out_name, out.size());
   }
-  KEEL_RETURN_IF_ERROR(check_nbits_span(fn, in_name, in, in_want, in_rule));
-  return check_nbits_span(fn, out_name, out, out_want, out_rule);
+  KEEL_RETURN_IF_ERROR(check_span(fn, in_name, in, in_want, in_rule));
+  return check_span(fn, out_name, out, out_want, out_rule);
 }
 
 template <class S>
@@ -137,12 +124,12 @@ Status import_nbits(const matmul_nbits_attrs& a, std::span<const std::uint8_t> b
                     std::span<std::uint8_t> keel_zero_points) {
   constexpr std::string_view fn = "import_matmul_nbits";
   KEEL_RETURN_IF_ERROR(check_nbits_attrs(fn, a));
-  KEEL_RETURN_IF_ERROR(check_nbits_span(fn, "B", b, a.b_bytes(), "N * k_blocks * block_size/2"));
-  KEEL_RETURN_IF_ERROR(check_nbits_span(fn, "scales", scales, a.scale_count(), "N * k_blocks"));
+  KEEL_RETURN_IF_ERROR(check_span(fn, "B", b, a.b_bytes(), "N * k_blocks * block_size/2"));
+  KEEL_RETURN_IF_ERROR(check_span(fn, "scales", scales, a.scale_count(), "N * k_blocks"));
   KEEL_RETURN_IF_ERROR(
-      check_nbits_span(fn, "weights", weights, a.keel_weight_bytes(), "N * ceil(K/2) bytes"));
+      check_span(fn, "weights", weights, a.keel_weight_bytes(), "N * ceil(K/2) bytes"));
   KEEL_RETURN_IF_ERROR(
-      check_nbits_span(fn, "keel scales", keel_scales, a.scale_count(), "N * k_blocks"));
+      check_span(fn, "keel scales", keel_scales, a.scale_count(), "N * k_blocks"));
   KEEL_RETURN_IF_ERROR(check_zero_point_pair(fn, zero_points, "zero_points", a.zero_point_bytes(),
                                              "N * ceil(k_blocks/2) bytes", keel_zero_points,
                                              "keel zero points", a.scale_count(), "N * k_blocks"));
@@ -178,11 +165,11 @@ Status export_nbits(const matmul_nbits_attrs& a, std::span<const std::uint8_t> w
   constexpr std::string_view fn = "export_matmul_nbits";
   KEEL_RETURN_IF_ERROR(check_nbits_attrs(fn, a));
   KEEL_RETURN_IF_ERROR(
-      check_nbits_span(fn, "weights", weights, a.keel_weight_bytes(), "N * ceil(K/2) bytes"));
+      check_span(fn, "weights", weights, a.keel_weight_bytes(), "N * ceil(K/2) bytes"));
   KEEL_RETURN_IF_ERROR(
-      check_nbits_span(fn, "keel scales", keel_scales, a.scale_count(), "N * k_blocks"));
-  KEEL_RETURN_IF_ERROR(check_nbits_span(fn, "B", b, a.b_bytes(), "N * k_blocks * block_size/2"));
-  KEEL_RETURN_IF_ERROR(check_nbits_span(fn, "scales", scales, a.scale_count(), "N * k_blocks"));
+      check_span(fn, "keel scales", keel_scales, a.scale_count(), "N * k_blocks"));
+  KEEL_RETURN_IF_ERROR(check_span(fn, "B", b, a.b_bytes(), "N * k_blocks * block_size/2"));
+  KEEL_RETURN_IF_ERROR(check_span(fn, "scales", scales, a.scale_count(), "N * k_blocks"));
   KEEL_RETURN_IF_ERROR(check_zero_point_pair(
       fn, keel_zero_points, "keel zero points", a.scale_count(), "N * k_blocks", zero_points,
       "zero_points", a.zero_point_bytes(), "N * ceil(k_blocks/2) bytes"));

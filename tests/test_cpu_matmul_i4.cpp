@@ -148,7 +148,8 @@ struct bound_args {
   matmul_i4_args args;
 
   bound_args(const problem& p, bool misalign)
-      : w_store(p.w_bytes, misalign ? 3 : 0), zp_store(p.zp_bytes, misalign ? 5 : 0) {
+      : w_store(p.w_bytes, misalign ? 3 : 0),
+        zp_store(p.zero_points ? p.zp_bytes : std::vector<std::uint8_t>(1), misalign ? 5 : 0) {
     const matmul_i4_desc& d = p.d;
     const std::size_t off = misalign ? 1 : 0;
     a_store.assign(off, 0.0f);

@@ -114,7 +114,8 @@ class misaligned_copy {
  public:
   explicit misaligned_copy(const std::vector<T>& v, std::size_t offset = 3)
       : storage_(v.size() + 64), offset_(offset) {
-    std::memcpy(storage_.data() + offset_, v.data(), v.size());
+    // An empty vector's data() may be null, and memcpy from null is undefined even for 0 bytes.
+    if (!v.empty()) std::memcpy(storage_.data() + offset_, v.data(), v.size());
   }
   const T* data() const { return storage_.data() + offset_; }
 

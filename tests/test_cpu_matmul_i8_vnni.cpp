@@ -2,8 +2,8 @@
 // the cpu backend, against keel::reference::matmul_i8 bit for bit, on the shapes that reach their
 // own edges (which the registry-wide suite, cpu_matmul_i8, sized for 4- to 6-row tiles, does not):
 // the gemm's 32-row tile in one or two halves of 16, its 8-column panels, long K, the gemv's
-// 4-group steps and its 128-column calls, K up to the documented limit. Also: the kernels run only where
-// the CPU and the OS support them, and the backend prefers them there.
+// 4-group steps and its 128-column calls, K up to the documented limit. Also: the kernels run only
+// where the CPU and the OS support them, and the backend prefers them there.
 //
 // Independence: expected values come from the reference kernel (scalar, int64 sums) or are
 // computed by hand here; CPU support is read back from /proc/cpuinfo, not from the kernels' own
@@ -74,9 +74,8 @@ struct problem {
 
 // Full-range operands; zero points anywhere in their type's range; per-column or per-tensor
 // parameters, bias and clamps chosen at random.
-problem random_problem(testing::rng& r, std::int64_t m, std::int64_t n, std::int64_t k,
-                       dtype at, dtype bt, dtype ot, std::int64_t batch = 1,
-                       bool b_batched = false) {
+problem random_problem(testing::rng& r, std::int64_t m, std::int64_t n, std::int64_t k, dtype at,
+                       dtype bt, dtype ot, std::int64_t batch = 1, bool b_batched = false) {
   problem p;
   p.d.batch = batch;
   p.d.m = m;
@@ -230,8 +229,8 @@ TEST_CASE("vnni: registered by name, run only where the CPU and OS support them,
     const auto has = [&](const char* f) {
       return std::find(flags.begin(), flags.end(), f) != flags.end();
     };
-    const bool linux_says = has("avx2") && has("avx512f") && has("avx512bw") &&
-                            has("avx512vl") && has("avx512_vnni");
+    const bool linux_says =
+        has("avx2") && has("avx512f") && has("avx512bw") && has("avx512vl") && has("avx512_vnni");
     CHECK(here == linux_says);
   }
   if (!here) {
@@ -253,8 +252,8 @@ TEST_CASE("vnni: registered by name, run only where the CPU and OS support them,
         REQUIRE(packed.ok());
         std::vector<std::int32_t> out(static_cast<std::size_t>(m * 20));
         ba.args.out = view(out.data(), {m, 20});
-        const Result<int> chosen = backends::cpu_detail::choose_kernel(p.d, packed.value(),
-                                                                        ba.args, -1);
+        const Result<int> chosen =
+            backends::cpu_detail::choose_kernel(p.d, packed.value(), ba.args, -1);
         REQUIRE(chosen.ok());
         INFO(shape_text(p.d));
         CHECK(chosen.value() == (m <= 4 ? gemv : gemm));
@@ -269,8 +268,8 @@ TEST_CASE("vnni gemm: K stepped through primes, all dtype pairs, both halves of 
   if (kernel < 0) return;
   testing::rng r(202);
   INFO("seed " << r.seed());
-  const std::int64_t ks[] = {1,  2,  3,  4,  5,  7,  8,  11,  13,  17,  29,  31,  37,  61,
-                             64, 67, 97, 101, 127, 131, 257, 263, 509, 521, 1021, 2003};
+  const std::int64_t ks[] = {1,  2,  3,  4,  5,   7,   8,   11,  13,  17,  29,  31,   37,
+                             61, 64, 67, 97, 101, 127, 131, 257, 263, 509, 521, 1021, 2003};
   const std::int64_t ms[] = {1, 7, 16, 17, 31, 32, 33, 50};
   for (std::int64_t k : ks) {
     for (dtype at : kTypes8) {
@@ -308,9 +307,9 @@ TEST_CASE("vnni gemm: long K around multiples of 512, the A prefetch running pas
   testing::rng r(207);
   INFO("seed " << r.seed());
   for (std::int64_t k : {509, 511, 512, 513, 516, 517, 1023, 1024, 1025, 1029, 1531, 1536, 1537}) {
-    problem p = random_problem(r, r.uniform_int(1, 40), r.uniform_int(1, 70), k,
-                               kTypes8[r.uniform_int(0, 1)], kTypes8[r.uniform_int(0, 1)],
-                               dtype::s32);
+    problem p =
+        random_problem(r, r.uniform_int(1, 40), r.uniform_int(1, 70), k,
+                       kTypes8[r.uniform_int(0, 1)], kTypes8[r.uniform_int(0, 1)], dtype::s32);
     INFO(shape_text(p.d));
     check_kernel_all_threads(p, kernel);
   }
@@ -350,8 +349,8 @@ TEST_CASE("vnni: every output mode, bias, clamps, zero points, batches") {
           problem p = random_problem(r, small ? r.uniform_int(1, 4) : r.uniform_int(5, 70),
                                      r.uniform_int(1, 60), r.uniform_int(1, 400), at, bt, ot);
           if (ot == dtype::s8 || ot == dtype::u8) {
-            p.d.out.mode = r.uniform_int(0, 1) ? requant_mode::fixed_point
-                                               : requant_mode::float_scale;
+            p.d.out.mode =
+                r.uniform_int(0, 1) ? requant_mode::fixed_point : requant_mode::float_scale;
           }
           INFO(shape_text(p.d));
           check_kernel_all_threads(p, small ? gemv : gemm);
@@ -382,7 +381,8 @@ TEST_CASE("vnni: misaligned A, B and 8-bit outputs") {
                                  dtype::s8, dtype::s8);
       INFO(shape_text(p.d));
       const std::vector<std::uint8_t> expected = reference_bytes(p);
-      for (int threads : kThreadSettings) check_kernel(p, expected, kernel, threads, off, off + 2, off);
+      for (int threads : kThreadSettings)
+        check_kernel(p, expected, kernel, threads, off, off + 2, off);
     }
   }
 }
@@ -412,7 +412,8 @@ TEST_CASE("vnni: full-range extremes up to the documented K limit, by hand") {
       std::vector<std::uint8_t> a(static_cast<std::size_t>(m * k), 255);
       std::vector<std::int8_t> b(static_cast<std::size_t>(k * d.n));
       for (std::int64_t j = 0; j < k; ++j) {
-        for (std::int64_t c = 0; c < d.n; ++c) b[static_cast<std::size_t>(j * d.n + c)] = c % 2 ? 127 : -128;
+        for (std::int64_t c = 0; c < d.n; ++c)
+          b[static_cast<std::size_t>(j * d.n + c)] = c % 2 ? 127 : -128;
       }
       matmul_i8_args args;
       args.a = view(a.data(), {m, k});
@@ -501,10 +502,12 @@ TEST_CASE("vnni: the bias saturates at the int32 limits, by hand, in every 16-co
   // at each limit, so that each of the 20 columns (two 16-column chunks) has a hand-known value.
   const std::int64_t k = 1000, n = 20;
   std::vector<std::int8_t> b(static_cast<std::size_t>(k * n));
-  std::vector<std::int32_t> bias(static_cast<std::size_t>(n)), expected(static_cast<std::size_t>(n));
+  std::vector<std::int32_t> bias(static_cast<std::size_t>(n)),
+      expected(static_cast<std::size_t>(n));
   for (std::int64_t c = 0; c < n; ++c) {
     const bool positive = c % 4 < 2;
-    for (std::int64_t j = 0; j < k; ++j) b[static_cast<std::size_t>(j * n + c)] = positive ? 127 : -128;
+    for (std::int64_t j = 0; j < k; ++j)
+      b[static_cast<std::size_t>(j * n + c)] = positive ? 127 : -128;
     const bool saturate = c % 2 == 0;
     const std::int64_t sum = positive ? 32385000 : -32640000;
     bias[static_cast<std::size_t>(c)] =

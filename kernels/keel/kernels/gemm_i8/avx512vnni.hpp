@@ -49,8 +49,8 @@
 #define KEEL_TARGET_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), a self-initialized variable that
-// -Wmaybe-uninitialized and -Wuninitialized report once inlined into user code (GCC bug 105593, fixed in GCC 13):
-// silenced for this file only.
+// -Wmaybe-uninitialized and -Wuninitialized report once inlined into user code (GCC bug 105593,
+// fixed in GCC 13): silenced for this file only.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -98,7 +98,9 @@ inline const char* missing_feature() noexcept {
   static const char* const why = detail::probe_missing_feature();
   return why;
 }
-inline bool cpu_supported() noexcept { return missing_feature() == nullptr; }
+inline bool cpu_supported() noexcept {
+  return missing_feature() == nullptr;
+}
 
 namespace detail {
 
@@ -120,8 +122,8 @@ KEEL_TARGET_AVX512VNNI inline __m512i broadcast_dword(const void* p) noexcept {
 // columns 0-3 of row 4L+i and v_i columns 4-7), and a two-source qword permute that puts u_i's
 // and v_i's lane L side by side: 24 shuffles and up to 16 stores per 16 x 8 block.
 KEEL_TARGET_AVX512VNNI inline __attribute__((always_inline)) void store_columns_as_rows(
-    __m512i c0, __m512i c1, __m512i c2, __m512i c3, __m512i c4, __m512i c5, __m512i c6,
-    __m512i c7, int rows, std::int32_t* raw, std::int64_t ld_raw) noexcept {
+    __m512i c0, __m512i c1, __m512i c2, __m512i c3, __m512i c4, __m512i c5, __m512i c6, __m512i c7,
+    int rows, std::int32_t* raw, std::int64_t ld_raw) noexcept {
   const __m512i t0 = _mm512_unpacklo_epi32(c0, c1), t1 = _mm512_unpackhi_epi32(c0, c1);
   const __m512i t2 = _mm512_unpacklo_epi32(c2, c3), t3 = _mm512_unpackhi_epi32(c2, c3);
   const __m512i t4 = _mm512_unpacklo_epi32(c4, c5), t5 = _mm512_unpackhi_epi32(c4, c5);
@@ -172,6 +174,8 @@ KEEL_TARGET_AVX512VNNI inline void dp4_panel(const std::uint8_t* a, const std::i
   // shared machine (noisy; best of 3 runs, K = 1024 / 4096): none 627 / 624, 512 B 651 / 704,
   // 1 KiB 657 / 712, 2 KiB 691 / 714 GOPS; the vpdpbusd ceiling row reads about 729. Past the
   // end of a panel it runs on into the next one (or past the buffer: a prefetch never faults).
+  // One instruction per line in the asm below:
+  // clang-format off
 #define KEEL_VNNI_A_PREFETCH(off) "prefetcht0 2048+" off "(%[a])\n\t"
   const std::uint8_t* ap = a;
   const std::int8_t* bp = b;
@@ -237,10 +241,11 @@ KEEL_TARGET_AVX512VNNI inline void dp4_panel(const std::uint8_t* a, const std::i
   }
 #undef KEEL_VNNI_ASM_ZERO
 #undef KEEL_VNNI_A_PREFETCH
+  // clang-format on
 
   // Store: back to rows.
-  store_columns_as_rows(acc0_0, acc1_0, acc2_0, acc3_0, acc4_0, acc5_0, acc6_0, acc7_0, rows < 16 ? rows : 16,
-                        raw, ld_raw);
+  store_columns_as_rows(acc0_0, acc1_0, acc2_0, acc3_0, acc4_0, acc5_0, acc6_0, acc7_0,
+                        rows < 16 ? rows : 16, raw, ld_raw);
   if constexpr (Halves > 1) {
     store_columns_as_rows(acc0_1, acc1_1, acc2_1, acc3_1, acc4_1, acc5_1, acc6_1, acc7_1, rows - 16,
                           raw + 16 * ld_raw, ld_raw);
@@ -277,9 +282,9 @@ KEEL_TARGET_AVX512VNNI void gemv_dp4_tile(const ukernel_args& p) noexcept {
   const auto* a = static_cast<const std::uint8_t*>(p.a);
   const std::int64_t kq = p.kq;
 #define KEEL_GEMV_FOR_ROWS(X) X(0) X(1) X(2) X(3)
-#define KEEL_GEMV_SEL(r)                                                                      \
-  const __m512i sel##r = _mm512_set_epi32(4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r,    \
-                                          4 + r, r, r, r, r, r, r, r, r);
+#define KEEL_GEMV_SEL(r)                                                                          \
+  const __m512i sel##r = _mm512_set_epi32(4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r, \
+                                          r, r, r, r, r, r, r, r);
   KEEL_GEMV_FOR_ROWS(KEEL_GEMV_SEL)
 #undef KEEL_GEMV_SEL
   for (int j = 0; j < p.panels; ++j) {
@@ -302,10 +307,10 @@ KEEL_TARGET_AVX512VNNI void gemv_dp4_tile(const ukernel_args& p) noexcept {
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + g * kAGroup)));
       const __m512i a1 = _mm512_castsi256_si512(
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + (g + 2) * kAGroup)));
-#define KEEL_GEMV_ROW(r)                                                                 \
-  if constexpr (Rows > r) {                                                              \
-    even##r = _mm512_dpbusd_epi32(even##r, _mm512_permutexvar_epi32(sel##r, a0), b0);    \
-    odd##r = _mm512_dpbusd_epi32(odd##r, _mm512_permutexvar_epi32(sel##r, a1), b1);      \
+#define KEEL_GEMV_ROW(r)                                                              \
+  if constexpr (Rows > r) {                                                           \
+    even##r = _mm512_dpbusd_epi32(even##r, _mm512_permutexvar_epi32(sel##r, a0), b0); \
+    odd##r = _mm512_dpbusd_epi32(odd##r, _mm512_permutexvar_epi32(sel##r, a1), b1);   \
   }
       KEEL_GEMV_FOR_ROWS(KEEL_GEMV_ROW)
 #undef KEEL_GEMV_ROW
@@ -317,32 +322,32 @@ KEEL_TARGET_AVX512VNNI void gemv_dp4_tile(const ukernel_args& p) noexcept {
       const __m512i b0 = _mm512_loadu_si512(b + g * 32);
       const __m512i a0 = _mm512_castsi256_si512(
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + g * kAGroup)));
-#define KEEL_GEMV_ROW(r)                                                                 \
-  if constexpr (Rows > r) {                                                              \
-    even##r = _mm512_dpbusd_epi32(even##r, _mm512_permutexvar_epi32(sel##r, a0), b0);    \
+#define KEEL_GEMV_ROW(r)                                                              \
+  if constexpr (Rows > r) {                                                           \
+    even##r = _mm512_dpbusd_epi32(even##r, _mm512_permutexvar_epi32(sel##r, a0), b0); \
   }
       KEEL_GEMV_FOR_ROWS(KEEL_GEMV_ROW)
 #undef KEEL_GEMV_ROW
       g += 2;
     }
     if (g < kq) {
-      const __m512i b0 = _mm512_zextsi256_si512(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + g * 32)));
-#define KEEL_GEMV_ROW(r)                                                                 \
-  if constexpr (Rows > r) {                                                              \
-    odd##r = _mm512_dpbusd_epi32(odd##r, broadcast_dword(a + g * kAGroup + 4 * r), b0);  \
+      const __m512i b0 =
+          _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + g * 32)));
+#define KEEL_GEMV_ROW(r)                                                                \
+  if constexpr (Rows > r) {                                                             \
+    odd##r = _mm512_dpbusd_epi32(odd##r, broadcast_dword(a + g * kAGroup + 4 * r), b0); \
   }
       KEEL_GEMV_FOR_ROWS(KEEL_GEMV_ROW)
 #undef KEEL_GEMV_ROW
     }
 
     // Reduction and store: even + odd, then lanes 0-7 (groups g) + lanes 8-15 (groups g+1).
-#define KEEL_GEMV_STORE(r)                                                                   \
-  if constexpr (Rows > r) {                                                                  \
-    const __m512i s = _mm512_add_epi32(even##r, odd##r);                                     \
-    const __m256i cols =                                                                     \
-        _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));        \
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.raw + r * p.ld_raw + j * 8), cols);     \
+#define KEEL_GEMV_STORE(r)                                                               \
+  if constexpr (Rows > r) {                                                              \
+    const __m512i s = _mm512_add_epi32(even##r, odd##r);                                 \
+    const __m256i cols =                                                                 \
+        _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));    \
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.raw + r * p.ld_raw + j * 8), cols); \
   }
     KEEL_GEMV_FOR_ROWS(KEEL_GEMV_STORE)
 #undef KEEL_GEMV_STORE
@@ -476,8 +481,8 @@ KEEL_TARGET_AVX512VNNI inline void epilogue(const epilogue_params& e, const std:
                                             std::int64_t ld_raw, std::int64_t m0, int rows,
                                             std::int64_t n0, int cols) noexcept {
   const bool requant = e.out.type == dtype::s8 || e.out.type == dtype::u8;
-  if (e.out_stride_n != 1 || !(e.out.type == dtype::s32 ||
-                               (requant && e.out.mode == requant_mode::fixed_point))) {
+  if (e.out_stride_n != 1 ||
+      !(e.out.type == dtype::s32 || (requant && e.out.mode == requant_mode::fixed_point))) {
     return avx2::epilogue(e, raw, ld_raw, m0, rows, n0, cols);
   }
   // The parameters in locals: the stores below may alias `e` as far as the compiler knows, and
@@ -495,7 +500,8 @@ KEEL_TARGET_AVX512VNNI inline void epilogue(const epilogue_params& e, const std:
     const std::int64_t n = n0 + c0;
     const __m512i zb = _mm512_maskz_loadu_epi32(mask, e.zb + n);
     const __m512i colterm = _mm512_maskz_loadu_epi32(mask, e.colterm + n);
-    const __m512i bias = bias_data != nullptr ? _mm512_maskz_loadu_epi32(mask, bias_data + n) : zero;
+    const __m512i bias =
+        bias_data != nullptr ? _mm512_maskz_loadu_epi32(mask, bias_data + n) : zero;
     alignas(64) std::int64_t mult[16], shift[16], round[16];  // requantization only
     if (requant) {
       for (int c = 0; c < 16; ++c) {
@@ -520,14 +526,12 @@ KEEL_TARGET_AVX512VNNI inline void epilogue(const epilogue_params& e, const std:
       const std::int32_t* raw_row = raw + r * ld_raw + c0;
       const __m256i raw_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw_row));
       const __m512i raw_v =
-          nc > 8 ? _mm512_inserti64x4(_mm512_castsi256_si512(raw_lo),
-                                      _mm256_loadu_si256(
-                                          reinterpret_cast<const __m256i*>(raw_row + 8)),
-                                      1)
+          nc > 8 ? _mm512_inserti64x4(
+                       _mm512_castsi256_si512(raw_lo),
+                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw_row + 8)), 1)
                  : _mm512_castsi256_si512(raw_lo);
       __m512i acc = _mm512_add_epi32(
-          _mm512_sub_epi32(raw_v, _mm512_mullo_epi32(zb, _mm512_set1_epi32(rowsum[m]))),
-          colterm);
+          _mm512_sub_epi32(raw_v, _mm512_mullo_epi32(zb, _mm512_set1_epi32(rowsum[m]))), colterm);
       if (bias_data != nullptr) {
         const __m512i sum = _mm512_add_epi32(acc, bias);
         const __mmask16 overflow = _mm512_cmplt_epi32_mask(

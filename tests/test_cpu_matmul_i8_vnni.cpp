@@ -192,6 +192,7 @@ void check_kernel_all_threads(const problem& p, int kernel) {
   for (int threads : kThreadSettings) check_kernel(p, expected, kernel, threads);
 }
 
+#if defined(KEEL_GEMM_I8_HAVE_AVX512VNNI)
 // The flags Linux reports for this CPU (those the kernel has enabled), or empty.
 std::vector<std::string> proc_cpuinfo_flags() {
   std::ifstream f("/proc/cpuinfo");
@@ -205,6 +206,7 @@ std::vector<std::string> proc_cpuinfo_flags() {
   }
   return {};
 }
+#endif
 
 }  // namespace
 

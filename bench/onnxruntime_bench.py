@@ -161,8 +161,15 @@ KINDS = [
 
 def session_options(threads):
     so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
+    # Every session of the process shares ONNX Runtime's global thread pool (sized once, in
+    # main, for this process's one thread count). With a pool per session, the GEMV rows'
+    # rotation through tens of sessions left each session's idle workers spinning after its run
+    # while the next session's worked: on 2 cores the 2-thread GEMV rows ran 10x slower than the
+    # 1-thread ones (measured 2026-12-03: 12.6 ms against 1.15 ms for M1_N4096_K4096).
+    # The pool's size is set in main (set_global_thread_pool_sizes); sessions must not set
+    # intra_op_num_threads / inter_op_num_threads then (ONNX Runtime ignores them, with a
+    # warning per session).
+    so.use_per_session_threads = False
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # ONNX Runtime's default lets idle pool threads spin, which is what its users get; on a
@@ -227,6 +234,32 @@ def run_row(dtypes, build, shape, threads, min_time, rng):
     }
 
 
+def run_per_thread_count(args, threads):
+    """Runs this script once per thread count (each process sizes ONNX Runtime's global thread
+    pool once) and merges their rows, ordered as a single process would order them."""
+    merged = None
+    for t in threads:
+        part = f"{args.out}.{t}t.json"
+        cmd = [sys.executable, os.path.abspath(__file__), "--out", part, "--threads", str(t),
+               "--min-time", str(args.min_time)]
+        if args.filter:
+            cmd += ["--filter", args.filter]
+        subprocess.run(cmd, check=True)
+        with open(part) as f:
+            data = json.load(f)
+        os.remove(part)
+        if merged is None:
+            merged = data
+        else:
+            merged["benchmarks"] += data["benchmarks"]
+    order = {row_name(d, *s, t): i for i, (s, (d, _), t) in enumerate(
+        (s, kind, t) for s in SHAPES for kind in KINDS for t in threads)}
+    merged["benchmarks"].sort(key=lambda r: order.get(r["name"].rsplit("/", 1)[0], 1 << 30))
+    with open(args.out, "w") as f:
+        json.dump(merged, f, indent=1)
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="JSON file to write")
@@ -237,6 +270,10 @@ def main():
 
     ncpu = os.cpu_count() or 1
     threads = [int(t) for t in args.threads.split(",")] if args.threads else sorted({1, ncpu})
+    if len(threads) > 1:
+        return run_per_thread_count(args, threads)
+    # The global pool's size is fixed for the process, hence one process per thread count.
+    ort.capi._pybind_state.set_global_thread_pool_sizes(threads[0], 1)
     pattern = re.compile(args.filter) if args.filter else None
     rng = np.random.default_rng(20240531)
 

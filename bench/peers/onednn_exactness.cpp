@@ -10,9 +10,13 @@
 // caps oneDNN to AVX2 (dnnl::set_max_cpu_isa, before any primitive exists): the path every
 // AVX2-only machine gets. Pass --native to keep the CPU's best ISA instead.
 //
-// Exit status: 0 when keel's reference equals the exact sums on every case (oneDNN's result is
-// reported either way, it is a peer's property, not keel's), 1 when keel's reference does not,
-// 2 when oneDNN could not run at all.
+// keel runs each case twice over: its reference, and its cpu backend with every registered
+// kernel this CPU runs, forced one at a time (the exact kernels must be exact; a `ubs` kernel
+// must decline these full-range weights, as its range check requires, rather than saturate).
+//
+// Exit status: 0 when keel (reference and every cpu kernel that ran) equals the exact sums on
+// every case (oneDNN's result is reported either way, it is a peer's property, not keel's), 1
+// when keel does not, 2 when oneDNN could not run at all.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -21,6 +25,8 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "keel/backends/cpu.hpp"
+#include "keel/kernels/gemm_i8/registry.hpp"
 #include "keel/kernels/reference/matmul_i8.hpp"
 
 namespace {
@@ -57,8 +63,11 @@ std::vector<std::int32_t> onednn_matmul(const exactness_case& c, std::string* im
   return out;
 }
 
-// C = A x B with keel's reference kernel (s32 output, zero points 0).
-std::vector<std::int32_t> keel_matmul(const exactness_case& c, bool* ok) {
+// C = A x B by keel (s32 output, zero points 0): with the reference kernel when `kernel` is
+// null, else with the cpu backend forcing that kernel. *status gets what keel returned.
+std::vector<std::int32_t> keel_matmul(const exactness_case& c,
+                                      const keel::kernels::gemm_i8::kernel* kernel,
+                                      keel::Status* status) {
   std::vector<std::uint8_t> a(static_cast<std::size_t>(c.m * c.k), c.a);
   std::vector<std::int8_t> b(static_cast<std::size_t>(c.k * c.n), c.b);
   std::vector<std::int32_t> out(static_cast<std::size_t>(c.m * c.n), 0x5A5A5A5A);
@@ -73,9 +82,14 @@ std::vector<std::int32_t> keel_matmul(const exactness_case& c, bool* ok) {
   args.a = keel::view(static_cast<const std::uint8_t*>(a.data()), {c.m, c.k});
   args.b = keel::view(static_cast<const std::int8_t*>(b.data()), {c.k, c.n});
   args.out = keel::view(out.data(), {c.m, c.n});
-  const keel::Status st = keel::reference::matmul_i8(d, args);
-  *ok = st.ok();
-  if (!st.ok()) std::printf("keel reference refused the case: %s\n", st.message());
+  if (kernel == nullptr) {
+    *status = keel::reference::matmul_i8(d, args);
+  } else {
+    keel::backends::cpu_options o;
+    o.max_threads = 1;
+    o.forced_kernel = keel::kernels::gemm_i8::find_kernel(kernel->name.view());
+    *status = keel::backends::cpu_backend(o).run(d, args);
+  }
   return out;
 }
 
@@ -110,10 +124,33 @@ int main(int argc, char** argv) {
     // The exact sum, computed independently of both implementations: K equal products.
     const std::int64_t exact = c.k * std::int64_t{c.a} * std::int64_t{c.b};
 
-    bool keel_ok = false;
-    std::int64_t keel_seen = 0, dnnl_seen = 0;
-    const std::int64_t keel_wrong = count_wrong(keel_matmul(c, &keel_ok), exact, &keel_seen);
-    if (!keel_ok || keel_wrong != 0) ++keel_failures;
+    std::int64_t dnnl_seen = 0;
+    std::string keel_lines;
+    const auto check_keel = [&](const char* who, const keel::kernels::gemm_i8::kernel* kernel) {
+      keel::Status st;
+      std::int64_t seen = 0;
+      const std::int64_t wrong = count_wrong(keel_matmul(c, kernel, &st), exact, &seen);
+      std::string line = std::string("  keel ") + who + ": ";
+      if (!st.ok() && kernel != nullptr && kernel->v.tech == keel::kernels::gemm_i8::technique::ubs) {
+        line += std::string("declined (") + st.message() + ")";  // its range check, as designed
+      } else if (!st.ok()) {
+        line += std::string("REFUSED: ") + st.message();
+        ++keel_failures;
+      } else if (wrong != 0) {
+        line += "WRONG on " + std::to_string(wrong) + " outputs (a keel bug)";
+        ++keel_failures;
+      } else {
+        line += "exact";
+      }
+      keel_lines += line + "\n";
+    };
+    check_keel("reference", nullptr);
+    for (const keel::kernels::gemm_i8::kernel& k : keel::kernels::gemm_i8::kRegistry) {
+      if (!keel::kernels::gemm_i8::available(k.v)) continue;
+      if (k.v.op == keel::kernels::gemm_i8::kernel_op::gemv && c.m > k.v.mr) continue;
+      const std::string who = std::string("cpu ") + std::string(k.name.view());
+      check_keel(who.c_str(), &k);
+    }
 
     std::string impl;
     std::vector<std::int32_t> dnnl_out;
@@ -128,8 +165,7 @@ int main(int argc, char** argv) {
     std::printf("%s, M=%lld N=%lld K=%lld: exact %lld\n", c.what, static_cast<long long>(c.m),
                 static_cast<long long>(c.n), static_cast<long long>(c.k),
                 static_cast<long long>(exact));
-    std::printf("  keel reference: %s\n",
-                keel_wrong == 0 && keel_ok ? "exact" : "WRONG (a keel bug)");
+    std::printf("%s", keel_lines.c_str());
     if (dnnl_wrong == 0) {
       std::printf("  oneDNN (%s): exact\n", impl.c_str());
     } else {

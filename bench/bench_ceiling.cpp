@@ -204,6 +204,44 @@ __attribute__((target("avx2"))) std::uint64_t read_sum(const std::uint8_t* p, st
   return lanes[0] + lanes[1] + lanes[2] + lanes[3];
 }
 
+// AVX-512 read kernels: what the fastest streaming read of this machine needs (see the header:
+// the mem_read rows' methods). All of them sum 64-bit lanes into eight zmm accumulators; they
+// differ in how many regions of the slice are read at once (Streams: the slice cut into that
+// many contiguous parts, read side by side, 256 bytes of each per step) and in a software
+// prefetch Prefetch bytes ahead of each stream (0: none; Nta: prefetchnta instead of prefetcht0).
+template <int Streams, int Prefetch, bool Nta>
+__attribute__((target("avx512f"))) std::uint64_t read_sum512(const std::uint8_t* p,
+                                                            std::int64_t bytes) {
+  __m512i s[8];
+  for (auto& v : s) v = _mm512_setzero_si512();
+  const std::int64_t part = (bytes / Streams) & ~std::int64_t{255};  // whole steps per stream
+  for (std::int64_t i = 0; i < part; i += 256) {
+    for (int j = 0; j < Streams; ++j) {
+      const std::uint8_t* q = p + j * part + i;
+      if constexpr (Prefetch > 0) {
+        for (int l = 0; l < 256; l += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(q + Prefetch + l),
+                       Nta ? _MM_HINT_NTA : _MM_HINT_T0);
+        }
+      }
+      const int a = (j & 1) * 4;  // two sets of four accumulators
+      s[a + 0] = _mm512_add_epi64(s[a + 0], _mm512_load_si512(q));
+      s[a + 1] = _mm512_add_epi64(s[a + 1], _mm512_load_si512(q + 64));
+      s[a + 2] = _mm512_add_epi64(s[a + 2], _mm512_load_si512(q + 128));
+      s[a + 3] = _mm512_add_epi64(s[a + 3], _mm512_load_si512(q + 192));
+    }
+  }
+  __m512i t = _mm512_setzero_si512();
+  for (const auto& v : s) t = _mm512_add_epi64(t, v);
+  // Not _mm512_reduce_add_epi64: GCC 12's version trips -Wuninitialized (GCC bug 105593).
+  alignas(64) std::uint64_t lanes[8];
+  _mm512_store_si512(lanes, t);
+  std::uint64_t sum = 0;
+  for (std::uint64_t v : lanes) sum += v;
+  for (std::int64_t i = part * Streams; i < bytes; ++i) sum += p[i];  // the tail
+  return sum;
+}
+
 // Slice `index` of `threads` over `bytes`, in whole 4 KiB pages.
 void slice(std::int64_t bytes, int threads, int index, std::int64_t* begin, std::int64_t* size) {
   const std::int64_t pages = bytes >> 12;
@@ -212,14 +250,28 @@ void slice(std::int64_t bytes, int threads, int index, std::int64_t* begin, std:
   *size = (last - first) << 12;
 }
 
-void read_ceiling(benchmark::State& state, int threads) {
-  if (!__builtin_cpu_supports("avx2")) {
-    state.SkipWithError("this CPU has no AVX2");
+using read_fn = std::uint64_t (*)(const std::uint8_t*, std::int64_t);
+
+// The read buffer, shared by every mem_read row (faulting in 1 GiB costs more than a row).
+std::uint8_t* read_buffer(std::int64_t bytes) {
+  static buffer buf;
+  static std::int64_t size = 0;
+  if (!buf || size != bytes) {
+    buf.reset();
+    buf = make_buffer(bytes);
+    size = buf ? bytes : 0;
+  }
+  return buf.get();
+}
+
+void read_ceiling(benchmark::State& state, int threads, read_fn fn, bool avx512) {
+  if (avx512 ? !__builtin_cpu_supports("avx512f") : !__builtin_cpu_supports("avx2")) {
+    state.SkipWithError(avx512 ? "this CPU has no AVX-512F" : "this CPU has no AVX2");
     return;
   }
   const std::int64_t bytes = stream_bytes();
-  buffer buf = make_buffer(bytes);
-  if (!buf) {
+  std::uint8_t* buf = read_buffer(bytes);
+  if (buf == nullptr) {
     state.SkipWithError("cannot allocate the stream buffer");
     return;
   }
@@ -228,7 +280,7 @@ void read_ceiling(benchmark::State& state, int threads) {
   const std::function<void(int)> job = [&](int i) {
     std::int64_t begin = 0, size = 0;
     slice(bytes, threads, i, &begin, &size);
-    sums[static_cast<std::size_t>(i)] = read_sum(buf.get() + begin, size);
+    sums[static_cast<std::size_t>(i)] = fn(buf + begin, size);
   };
   for (auto _ : state) {
     t.run(job);
@@ -257,7 +309,33 @@ void copy_ceiling(benchmark::State& state, int threads) {
   set_counters(state, 0.0, 2.0 * static_cast<double>(bytes), threads, 1);
 }
 
+struct read_method {
+  const char* name;
+  read_fn fn;
+  bool avx512;
+  bool always;  // registered by default; the others only with KEEL_BENCH_READ_METHODS=all
+};
+constexpr read_method kReadMethods[] = {
+    {"avx2", &read_sum, false, true},
+    {"avx512", &read_sum512<1, 0, false>, true, true},
+    {"avx512_s2", &read_sum512<2, 0, false>, true, false},
+    {"avx512_s4", &read_sum512<4, 0, false>, true, false},
+    {"avx512_s8", &read_sum512<8, 0, false>, true, false},
+    {"avx512_pf1k", &read_sum512<1, 1024, false>, true, false},
+    {"avx512_pf4k", &read_sum512<1, 4096, false>, true, false},
+    {"avx512_pf16k", &read_sum512<1, 16384, false>, true, false},
+    {"avx512_nta1k", &read_sum512<1, 1024, true>, true, false},
+    {"avx512_nta4k", &read_sum512<1, 4096, true>, true, false},
+    {"avx512_s2_pf4k", &read_sum512<2, 4096, false>, true, false},
+    {"avx512_s4_pf4k", &read_sum512<4, 4096, false>, true, false},
+    {"avx512_s8_pf4k", &read_sum512<8, 4096, false>, true, false},
+    {"avx512_s4_pf1k", &read_sum512<4, 1024, false>, true, false},
+    {"avx512_s4_nta4k", &read_sum512<4, 4096, true>, true, false},
+};
+
 const bool g_registered = [] {
+  const char* methods_env = std::getenv("KEEL_BENCH_READ_METHODS");
+  const bool all_read_methods = methods_env != nullptr && std::string(methods_env) == "all";
   for (int t : thread_counts()) {
     // Built by append: GCC 12's -Wrestrict misfires on `"literal" + std::string` (GCC PR 105329).
     std::string tt = "_";
@@ -267,8 +345,13 @@ const bool g_registered = [] {
                                         [t](benchmark::State& st) { mac_ceiling(st, t, false); }));
     timing(benchmark::RegisterBenchmark(("int8_mac/ceiling/avx512vnni" + tt).c_str(),
                                         [t](benchmark::State& st) { mac_ceiling(st, t, true); }));
-    timing(benchmark::RegisterBenchmark(("mem_read/ceiling/avx2" + tt).c_str(),
-                                        [t](benchmark::State& st) { read_ceiling(st, t); }));
+    for (const read_method& m : kReadMethods) {
+      if (!m.always && !all_read_methods) continue;
+      timing(benchmark::RegisterBenchmark(("mem_read/ceiling/" + std::string(m.name) + tt).c_str(),
+                                          [t, m](benchmark::State& st) {
+                                            read_ceiling(st, t, m.fn, m.avx512);
+                                          }));
+    }
     timing(benchmark::RegisterBenchmark(("mem_copy/ceiling/memcpy" + tt).c_str(),
                                         [t](benchmark::State& st) { copy_ceiling(st, t); }));
   }

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "keel/kernels/gemm_i4/avx2.hpp"
+#include "keel/kernels/gemm_i4/avx512_gemv.hpp"
 #include "keel/kernels/gemm_i4/scalar.hpp"
 #include "keel/kernels/gemm_i4/variant.hpp"
 
@@ -26,6 +27,12 @@ constexpr kernel make_kernel(const variant& v, kernel_fn fn) noexcept {
 }
 
 inline constexpr kernel kRegistry[] = {
+#if defined(KEEL_GEMM_I4_HAVE_AVX512)
+    make_kernel({kernel_op::gemv, activation::s8, 4, 4, isa::avx512vnni, technique::dp4},
+                &avx512::gemv_s8_dp4),
+    make_kernel({kernel_op::gemv, activation::f32, 1, 2, isa::avx512vnni, technique::ord},
+                &avx512::gemv_f32_ord),
+#endif
 #if defined(KEEL_GEMM_I4_HAVE_AVX2)
     make_kernel({kernel_op::gemv, activation::s8, 4, 1, isa::avx2, technique::ubs},
                 &avx2::gemv_s8_ubs),
@@ -57,6 +64,9 @@ inline bool available(const variant& v) noexcept {
       // The fma technique needs FMA; the others are compiled for AVX2 alone.
       return __builtin_cpu_supports("avx2") &&
              (v.tech != technique::fma || __builtin_cpu_supports("fma"));
+#endif
+#if defined(KEEL_GEMM_I4_HAVE_AVX512)
+    case isa::avx512vnni: return avx512::missing_feature() == nullptr;
 #endif
     default: return false;
   }

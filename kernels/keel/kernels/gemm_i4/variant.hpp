@@ -13,7 +13,7 @@
 //   packing   := 'p' panel-cols 'k' unit-k    'p8k8': panels of 8 columns, units of 8 K values
 //                                     (see "Packed layout" below)
 //   tile      := mr 'x' nr            rows by columns of one call (nr = np * panel-cols)
-//   isa       := 'scalar' | 'avx2'
+//   isa       := 'scalar' | 'avx2' | 'avx512vnni'    avx512vnni: AVX512F/BW/VL and AVX512_VNNI
 //   technique := 'ord'                f32: each product rounded, each group summed k-ascending,
 //                                     scaled and added group-ascending: the reference's order,
 //                                     so the reference's bits (one output column per lane)
@@ -23,6 +23,9 @@
 //              | 'ubs'                s8: vpmaddubsw of u4 (0..15) by s8 (-127..127) into int16
 //                                     pairs, exact (|pair| <= 2 * 15 * 127 = 3810); the f32
 //                                     group sums in the reference's order: the reference's bits
+//              | 'dp4'                s8: vpdpbusd of u4 (0..15, the unsigned operand) by s8
+//                                     (-127..127) into int32 lanes, exact; the f32 group sums as
+//                                     ubs: the reference's bits
 //
 // Example: gemv_s8u4_f32_p8k8_4x8_avx2_ubs.
 //
@@ -54,8 +57,8 @@ namespace keel::kernels::gemm_i4 {
 
 enum class kernel_op : std::uint8_t { gemm, gemv };
 enum class activation : std::uint8_t { f32, s8 };
-enum class isa : std::uint8_t { scalar, avx2 };
-enum class technique : std::uint8_t { ord, fma, i32, ubs };
+enum class isa : std::uint8_t { scalar, avx2, avx512vnni };
+enum class technique : std::uint8_t { ord, fma, i32, ubs, dp4 };
 
 constexpr std::string_view to_string(kernel_op o) noexcept {
   return o == kernel_op::gemm ? "gemm" : "gemv";
@@ -64,7 +67,12 @@ constexpr std::string_view to_string(activation a) noexcept {
   return a == activation::f32 ? "f32" : "s8";
 }
 constexpr std::string_view to_string(isa i) noexcept {
-  return i == isa::scalar ? "scalar" : "avx2";
+  switch (i) {
+    case isa::scalar: return "scalar";
+    case isa::avx2: return "avx2";
+    case isa::avx512vnni: return "avx512vnni";
+  }
+  return "?";
 }
 constexpr std::string_view to_string(technique t) noexcept {
   switch (t) {
@@ -72,6 +80,7 @@ constexpr std::string_view to_string(technique t) noexcept {
     case technique::fma: return "fma";
     case technique::i32: return "i32";
     case technique::ubs: return "ubs";
+    case technique::dp4: return "dp4";
   }
   return "?";
 }

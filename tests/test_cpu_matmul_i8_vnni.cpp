@@ -10,6 +10,10 @@
 // __builtin_cpu_supports, not through the kernels' own CPUID probe.
 #include <doctest/doctest.h>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -33,6 +37,10 @@ namespace {
 
 constexpr std::string_view kGemmName = "gemm_u8s8_s32_p8k4_32x8_avx512vnni_dp4";
 constexpr std::string_view kGemvName = "gemv_u8s8_s32_p8k4_4x128_avx512vnni_dp4";
+// The AMX gemm (amx.hpp) shares the VNNI gemm's tests: its 32 rows, its padded 64-byte K blocks
+// and its 16-panel calls meet the same edges.
+constexpr std::string_view kAmxName = "gemm_u8s8_s32_p8k4_32x128_amx_dp4";
+const std::string_view kGemmNames[] = {kGemmName, kAmxName};
 
 const int kThreadSettings[] = {1, 0};
 const dtype kTypes8[] = {dtype::u8, dtype::s8};
@@ -255,8 +263,11 @@ TEST_CASE("vnni: registered by name, run only where the CPU and OS support them,
     return;
   }
 
-  // The backend's own choice: the VNNI gemv for M <= 4, the VNNI gemm above, for every dtype pair
+  // The backend's own choice: the VNNI gemv for M <= 4, above it the AMX gemm where the CPU and
+  // OS offer AMX, else the VNNI gemm, for every dtype pair
   // and on full-range data (they are exact for all input, so nothing can refuse them).
+  const int amx = gk::find_kernel(kAmxName);
+  const bool amx_here = amx >= 0 && gk::available(gk::kRegistry[amx].v);
   testing::rng r(201);
   INFO("seed " << r.seed());
   for (std::int64_t m : {1, 4, 5, 33}) {
@@ -273,27 +284,81 @@ TEST_CASE("vnni: registered by name, run only where the CPU and OS support them,
             backends::cpu_detail::choose_kernel(p.d, packed.value(), ba.args, -1);
         REQUIRE(chosen.ok());
         INFO(shape_text(p.d));
-        CHECK(chosen.value() == (m <= 4 ? gemv : gemm));
+        CHECK(chosen.value() == (m <= 4 ? gemv : amx_here ? amx : gemm));
       }
     }
   }
 #endif
 }
 
-TEST_CASE("vnni gemm: K stepped through primes, all dtype pairs, both halves of the tile") {
-  const int kernel = vnni_kernel_or_skip(kGemmName);
-  if (kernel < 0) return;
-  testing::rng r(202);
-  INFO("seed " << r.seed());
-  const std::int64_t ks[] = {1,  2,  3,  4,  5,   7,   8,   11,  13,  17,  29,  31,   37,
-                             61, 64, 67, 97, 101, 127, 131, 257, 263, 509, 521, 1021, 2003};
-  const std::int64_t ms[] = {1, 7, 16, 17, 31, 32, 33, 50};
-  for (std::int64_t k : ks) {
-    for (dtype at : kTypes8) {
-      for (dtype bt : kTypes8) {
-        const std::int64_t m = ms[r.uniform_int(0, std::size(ms) - 1)];
-        const std::int64_t n = r.uniform_int(1, 41);
-        problem p = random_problem(r, m, n, k, at, bt, dtype::s32);
+TEST_CASE("amx: registered on Linux x86-64, run only where CPUID, XCR0 and the OS allow it") {
+#if !defined(KEEL_GEMM_I8_HAVE_AMX)
+  CHECK(gk::find_kernel(kAmxName) == -1);
+  MESSAGE("skipping: the AMX kernel is not built here");
+#else
+  const int amx = gk::find_kernel(kAmxName);
+  REQUIRE(amx >= 0);
+  const gk::variant& v = gk::kRegistry[amx].v;
+  CHECK(v.mr == 32);
+  CHECK(v.nr() == 128);
+  CHECK(v.exact_for_all_inputs());
+  CHECK(gk::a_panel_groups(v, 1) == 16);
+  CHECK(gk::a_panel_groups(v, 16) == 16);
+  CHECK(gk::a_panel_groups(v, 17) == 32);
+  // Its availability needs the VNNI kernels' (its epilogue and packer are theirs) and CPUID's
+  // AMX-TILE and AMX-INT8 bits, read here with the compiler's own cpuid.h, apart from the probe.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  __cpuid_count(7, 0, eax, ebx, ecx, edx);
+  const bool cpuid_amx = (edx & (3u << 24)) == (3u << 24);
+  const bool here = gk::available(v);
+  if (here) {
+    CHECK(vnni_missing() == nullptr);
+    CHECK(cpuid_amx);
+  } else if (vnni_missing() == nullptr && cpuid_amx) {
+    MESSAGE("the CPU reports AMX-INT8 but the kernel cannot run: " << gk::amx::missing_feature());
+  }
+  const std::vector<std::string> flags = proc_cpuinfo_flags();
+  const bool linux_says = std::find(flags.begin(), flags.end(), "amx_int8") != flags.end();
+  MESSAGE("AMX kernel " << std::string(here ? "runs" : "skipped") << " (/proc/cpuinfo amx_int8: " << linux_says
+                        << ")");
+#endif
+}
+
+TEST_CASE("vnni/amx gemm: K stepped through primes, all dtype pairs, both halves of the tile") {
+  for (const std::string_view name : kGemmNames) {
+    const int kernel = vnni_kernel_or_skip(name);
+    if (kernel < 0) continue;
+    testing::rng r(202);
+    INFO("seed " << r.seed());
+    const std::int64_t ks[] = {1,  2,  3,  4,  5,   7,   8,   11,  13,  17,  29,  31,   37,
+                               61, 64, 67, 97, 101, 127, 131, 257, 263, 509, 521, 1021, 2003};
+    const std::int64_t ms[] = {1, 7, 16, 17, 31, 32, 33, 50};
+    for (std::int64_t k : ks) {
+      for (dtype at : kTypes8) {
+        for (dtype bt : kTypes8) {
+          const std::int64_t m = ms[r.uniform_int(0, std::size(ms) - 1)];
+          const std::int64_t n = r.uniform_int(1, 41);
+          problem p = random_problem(r, m, n, k, at, bt, dtype::s32);
+          INFO(shape_text(p.d));
+          check_kernel_all_threads(p, kernel);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("vnni/amx gemm: M and N remainders around the 32x8 and 32x128 tiles") {
+  for (const std::string_view name : kGemmNames) {
+    const int kernel = vnni_kernel_or_skip(name);
+    if (kernel < 0) continue;
+    testing::rng r(203);
+    INFO("seed " << r.seed());
+    const std::int64_t ms[] = {1, 2, 5, 15, 16, 17, 18, 30, 31, 32, 33, 47, 48, 63, 64, 65, 97};
+    const std::int64_t ns[] = {1, 3, 7, 8, 9, 16, 17, 24, 31, 32, 33, 40, 64, 97, 128, 130, 257};
+    for (std::int64_t m : ms) {
+      for (std::int64_t n : ns) {
+        problem p = random_problem(r, m, n, r.uniform_int(1, 90), kTypes8[r.uniform_int(0, 1)],
+                                   kTypes8[r.uniform_int(0, 1)], dtype::s32);
         INFO(shape_text(p.d));
         check_kernel_all_threads(p, kernel);
       }
@@ -301,34 +366,20 @@ TEST_CASE("vnni gemm: K stepped through primes, all dtype pairs, both halves of 
   }
 }
 
-TEST_CASE("vnni gemm: M and N remainders around the 32x8 tile") {
-  const int kernel = vnni_kernel_or_skip(kGemmName);
-  if (kernel < 0) return;
-  testing::rng r(203);
-  INFO("seed " << r.seed());
-  const std::int64_t ms[] = {1, 2, 5, 15, 16, 17, 18, 30, 31, 32, 33, 47, 48, 63, 64, 65, 97};
-  const std::int64_t ns[] = {1, 3, 7, 8, 9, 16, 17, 24, 31, 32, 33, 40, 64, 97, 130};
-  for (std::int64_t m : ms) {
-    for (std::int64_t n : ns) {
-      problem p = random_problem(r, m, n, r.uniform_int(1, 90), kTypes8[r.uniform_int(0, 1)],
-                                 kTypes8[r.uniform_int(0, 1)], dtype::s32);
+TEST_CASE("vnni/amx gemm: long K around multiples of 512, the A prefetch running past panel ends") {
+  for (const std::string_view name : kGemmNames) {
+    const int kernel = vnni_kernel_or_skip(name);
+    if (kernel < 0) continue;
+    testing::rng r(207);
+    INFO("seed " << r.seed());
+    for (std::int64_t k :
+         {509, 511, 512, 513, 516, 517, 1023, 1024, 1025, 1029, 1531, 1536, 1537}) {
+      problem p =
+          random_problem(r, r.uniform_int(1, 40), r.uniform_int(1, 70), k,
+                         kTypes8[r.uniform_int(0, 1)], kTypes8[r.uniform_int(0, 1)], dtype::s32);
       INFO(shape_text(p.d));
       check_kernel_all_threads(p, kernel);
     }
-  }
-}
-
-TEST_CASE("vnni gemm: long K around multiples of 512, the A prefetch running past panel ends") {
-  const int kernel = vnni_kernel_or_skip(kGemmName);
-  if (kernel < 0) return;
-  testing::rng r(207);
-  INFO("seed " << r.seed());
-  for (std::int64_t k : {509, 511, 512, 513, 516, 517, 1023, 1024, 1025, 1029, 1531, 1536, 1537}) {
-    problem p =
-        random_problem(r, r.uniform_int(1, 40), r.uniform_int(1, 70), k,
-                       kTypes8[r.uniform_int(0, 1)], kTypes8[r.uniform_int(0, 1)], dtype::s32);
-    INFO(shape_text(p.d));
-    check_kernel_all_threads(p, kernel);
   }
 }
 
@@ -353,208 +404,216 @@ TEST_CASE("vnni gemv: every K remainder of its 4-group step, N across its 128-co
 }
 
 TEST_CASE("vnni: every output mode, bias, clamps, zero points, batches") {
-  const int gemm = vnni_kernel_or_skip(kGemmName);
-  const int gemv = vnni_kernel_or_skip(kGemvName);
-  if (gemm < 0 || gemv < 0) return;
-  testing::rng r(205);
-  INFO("seed " << r.seed());
-  for (dtype ot : {dtype::s32, dtype::f32, dtype::s8, dtype::u8}) {
-    for (dtype at : kTypes8) {
-      for (dtype bt : kTypes8) {
-        for (int rep = 0; rep < 2; ++rep) {
-          const bool small = rep == 0;
-          problem p = random_problem(r, small ? r.uniform_int(1, 4) : r.uniform_int(5, 70),
-                                     r.uniform_int(1, 60), r.uniform_int(1, 400), at, bt, ot);
-          if (ot == dtype::s8 || ot == dtype::u8) {
-            p.d.out.mode =
-                r.uniform_int(0, 1) ? requant_mode::fixed_point : requant_mode::float_scale;
+  for (const std::string_view name : kGemmNames) {
+    const int gemm = vnni_kernel_or_skip(name);
+    const int gemv = vnni_kernel_or_skip(kGemvName);
+    if (gemm < 0 || gemv < 0) continue;
+    testing::rng r(205);
+    INFO("seed " << r.seed());
+    for (dtype ot : {dtype::s32, dtype::f32, dtype::s8, dtype::u8}) {
+      for (dtype at : kTypes8) {
+        for (dtype bt : kTypes8) {
+          for (int rep = 0; rep < 2; ++rep) {
+            const bool small = rep == 0;
+            problem p = random_problem(r, small ? r.uniform_int(1, 4) : r.uniform_int(5, 70),
+                                       r.uniform_int(1, 60), r.uniform_int(1, 400), at, bt, ot);
+            if (ot == dtype::s8 || ot == dtype::u8) {
+              p.d.out.mode =
+                  r.uniform_int(0, 1) ? requant_mode::fixed_point : requant_mode::float_scale;
+            }
+            INFO(shape_text(p.d));
+            check_kernel_all_threads(p, small ? gemv : gemm);
           }
-          INFO(shape_text(p.d));
-          check_kernel_all_threads(p, small ? gemv : gemm);
         }
       }
     }
-  }
-  for (bool b_batched : {false, true}) {
-    for (std::int64_t m : {3, 40}) {
-      problem p = random_problem(r, m, r.uniform_int(1, 30), r.uniform_int(1, 100), dtype::s8,
-                                 dtype::u8, dtype::u8, r.uniform_int(2, 4), b_batched);
-      INFO(shape_text(p.d));
-      check_kernel_all_threads(p, m <= 4 ? gemv : gemm);
+    for (bool b_batched : {false, true}) {
+      for (std::int64_t m : {3, 40}) {
+        problem p = random_problem(r, m, r.uniform_int(1, 30), r.uniform_int(1, 100), dtype::s8,
+                                   dtype::u8, dtype::u8, r.uniform_int(2, 4), b_batched);
+        INFO(shape_text(p.d));
+        check_kernel_all_threads(p, m <= 4 ? gemv : gemm);
+      }
     }
   }
 }
 
 TEST_CASE("vnni: misaligned A, B and 8-bit outputs") {
-  const int gemm = vnni_kernel_or_skip(kGemmName);
-  const int gemv = vnni_kernel_or_skip(kGemvName);
-  if (gemm < 0 || gemv < 0) return;
-  testing::rng r(206);
-  INFO("seed " << r.seed());
-  for (std::size_t off : {1u, 3u, 7u}) {
-    for (int kernel : {gemm, gemv}) {
-      const std::int64_t m = kernel == gemv ? r.uniform_int(1, 4) : r.uniform_int(17, 40);
-      problem p = random_problem(r, m, r.uniform_int(1, 35), r.uniform_int(1, 200), dtype::s8,
-                                 dtype::s8, dtype::s8);
-      INFO(shape_text(p.d));
-      const std::vector<std::uint8_t> expected = reference_bytes(p);
-      for (int threads : kThreadSettings)
-        check_kernel(p, expected, kernel, threads, off, off + 2, off);
+  for (const std::string_view name : kGemmNames) {
+    const int gemm = vnni_kernel_or_skip(name);
+    const int gemv = vnni_kernel_or_skip(kGemvName);
+    if (gemm < 0 || gemv < 0) continue;
+    testing::rng r(206);
+    INFO("seed " << r.seed());
+    for (std::size_t off : {1u, 3u, 7u}) {
+      for (int kernel : {gemm, gemv}) {
+        const std::int64_t m = kernel == gemv ? r.uniform_int(1, 4) : r.uniform_int(17, 40);
+        problem p = random_problem(r, m, r.uniform_int(1, 35), r.uniform_int(1, 200), dtype::s8,
+                                   dtype::s8, dtype::s8);
+        INFO(shape_text(p.d));
+        const std::vector<std::uint8_t> expected = reference_bytes(p);
+        for (int threads : kThreadSettings)
+          check_kernel(p, expected, kernel, threads, off, off + 2, off);
+      }
     }
   }
 }
 
 TEST_CASE("vnni: full-range extremes up to the documented K limit, by hand") {
-  const int gemm = vnni_kernel_or_skip(kGemmName);
-  const int gemv = vnni_kernel_or_skip(kGemvName);
-  if (gemm < 0 || gemv < 0) return;
+  for (const std::string_view name : kGemmNames) {
+    const int gemm = vnni_kernel_or_skip(name);
+    const int gemv = vnni_kernel_or_skip(kGemvName);
+    if (gemm < 0 || gemv < 0) continue;
 
-  // u8 A = 255 against s8 B = -128 (even columns) and 127 (odd columns), zero points 0, over the
-  // largest K validation admits: sums of -32640 K and 32385 K, K = 65793 giving -2147483520 and
-  // 2130706305, inside int32 by less than a product. vpmaddubsw would saturate at the first pair.
-  struct kernel_rows {
-    int kernel;
-    std::int64_t m;
-  };
-  const std::int64_t k_limit = max_exact_k(255, 128);
-  REQUIRE(k_limit == 65793);
-  for (std::int64_t k : {k_limit, std::int64_t{65791}, std::int64_t{4099}}) {
-    for (const kernel_rows kr : {kernel_rows{gemm, 33}, kernel_rows{gemv, 4}}) {
-      const int kernel = kr.kernel;
-      const std::int64_t m = kr.m;
-      matmul_i8_desc d;
-      d.m = m;
-      d.n = 11;
-      d.k = k;
-      std::vector<std::uint8_t> a(static_cast<std::size_t>(m * k), 255);
-      std::vector<std::int8_t> b(static_cast<std::size_t>(k * d.n));
-      for (std::int64_t j = 0; j < k; ++j) {
-        for (std::int64_t c = 0; c < d.n; ++c)
-          b[static_cast<std::size_t>(j * d.n + c)] = c % 2 ? 127 : -128;
-      }
-      matmul_i8_args args;
-      args.a = view(a.data(), {m, k});
-      args.b = view(b.data(), {k, d.n});
-      const std::int64_t neg = -32640 * k, pos = 32385 * k;
-      REQUIRE(neg >= INT32_MIN);
-      REQUIRE(pos <= INT32_MAX);
-      for (int threads : kThreadSettings) {
-        INFO("kernel " << std::string(gk::kRegistry[kernel].name.view()) << " K=" << k
-                       << " threads " << threads);
-        testing::guarded<std::int32_t> out(static_cast<std::size_t>(m * d.n));
-        args.out = view(out.data(), {m, d.n});
-        const Status s = cpu_backend(cpu_options{threads, kernel}).run(d, args);
-        REQUIRE_MESSAGE(s.ok(), std::string(s.message()));
-        CHECK(out.guards_intact());
-        std::int64_t wrong = 0;
-        for (std::int64_t i = 0; i < m * d.n; ++i) {
-          wrong += out[static_cast<std::size_t>(i)] != (i % d.n % 2 ? pos : neg);
+    // u8 A = 255 against s8 B = -128 (even columns) and 127 (odd columns), zero points 0, over the
+    // largest K validation admits: sums of -32640 K and 32385 K, K = 65793 giving -2147483520 and
+    // 2130706305, inside int32 by less than a product. vpmaddubsw would saturate at the first pair.
+    struct kernel_rows {
+      int kernel;
+      std::int64_t m;
+    };
+    const std::int64_t k_limit = max_exact_k(255, 128);
+    REQUIRE(k_limit == 65793);
+    for (std::int64_t k : {k_limit, std::int64_t{65791}, std::int64_t{4099}}) {
+      for (const kernel_rows kr : {kernel_rows{gemm, 33}, kernel_rows{gemv, 4}}) {
+        const int kernel = kr.kernel;
+        const std::int64_t m = kr.m;
+        matmul_i8_desc d;
+        d.m = m;
+        d.n = 11;
+        d.k = k;
+        std::vector<std::uint8_t> a(static_cast<std::size_t>(m * k), 255);
+        std::vector<std::int8_t> b(static_cast<std::size_t>(k * d.n));
+        for (std::int64_t j = 0; j < k; ++j) {
+          for (std::int64_t c = 0; c < d.n; ++c)
+            b[static_cast<std::size_t>(j * d.n + c)] = c % 2 ? 127 : -128;
         }
-        CHECK(wrong == 0);
+        matmul_i8_args args;
+        args.a = view(a.data(), {m, k});
+        args.b = view(b.data(), {k, d.n});
+        const std::int64_t neg = -32640 * k, pos = 32385 * k;
+        REQUIRE(neg >= INT32_MIN);
+        REQUIRE(pos <= INT32_MAX);
+        for (int threads : kThreadSettings) {
+          INFO("kernel " << std::string(gk::kRegistry[kernel].name.view()) << " K=" << k
+                         << " threads " << threads);
+          testing::guarded<std::int32_t> out(static_cast<std::size_t>(m * d.n));
+          args.out = view(out.data(), {m, d.n});
+          const Status s = cpu_backend(cpu_options{threads, kernel}).run(d, args);
+          REQUIRE_MESSAGE(s.ok(), std::string(s.message()));
+          CHECK(out.guards_intact());
+          std::int64_t wrong = 0;
+          for (std::int64_t i = 0; i < m * d.n; ++i) {
+            wrong += out[static_cast<std::size_t>(i)] != (i % d.n % 2 ? pos : neg);
+          }
+          CHECK(wrong == 0);
+        }
       }
     }
-  }
 
-  // Zero points at the ends of their ranges, where each term is (-255) * 255 and K may reach
-  // 33025: s8 A = -128 with za = 127 against u8 B = 255 with zb = 0, and the other pairs. The
-  // s8 A and u8 B cases go through the kernels' mappings (A ^ 0x80 with za + 128; B ^ 0x80 with
-  // zb - 128) at their extremes.
-  const std::int64_t k_zp = max_exact_k(255, 255);
-  REQUIRE(k_zp == 33025);
-  struct ends {
-    dtype at, bt;
-    std::uint8_t a_raw, b_raw;
-    std::int32_t za, zb;
-  };
-  const ends cases[] = {{dtype::s8, dtype::u8, 0x80, 255, 127, 0},
-                        {dtype::u8, dtype::s8, 0, 127, 255, -128},
-                        {dtype::s8, dtype::s8, 0x80, 127, 127, -128},
-                        {dtype::u8, dtype::u8, 255, 0, 0, 255}};
-  for (const ends& c : cases) {
-    for (const kernel_rows kr : {kernel_rows{gemm, 20}, kernel_rows{gemv, 3}}) {
-      const int kernel = kr.kernel;
-      const std::int64_t m = kr.m;
-      matmul_i8_desc d;
-      d.m = m;
-      d.n = 9;
-      d.k = k_zp;
-      d.a_type = c.at;
-      d.b_type = c.bt;
-      d.a_zero_point = c.za;
-      std::vector<std::uint8_t> a(static_cast<std::size_t>(d.m * d.k), c.a_raw);
-      std::vector<std::uint8_t> b(static_cast<std::size_t>(d.k * d.n), c.b_raw);
-      const std::int32_t zb[1] = {c.zb};
-      matmul_i8_args args;
-      args.a = const_tensor_view(a.data(), c.at, {d.m, d.k});
-      args.b = const_tensor_view(b.data(), c.bt, {d.k, d.n});
-      args.b_zero_point = zb;
-      const std::int64_t av = c.at == dtype::s8 ? static_cast<std::int8_t>(c.a_raw) : c.a_raw;
-      const std::int64_t bv = c.bt == dtype::s8 ? static_cast<std::int8_t>(c.b_raw) : c.b_raw;
-      const std::int64_t expected = (av - c.za) * (bv - c.zb) * d.k;
-      REQUIRE(expected >= INT32_MIN);
-      REQUIRE(expected <= INT32_MAX);
-      for (int threads : kThreadSettings) {
-        INFO("A=" << std::string(to_string(c.at)) << " B=" << std::string(to_string(c.bt))
-                  << " kernel " << std::string(gk::kRegistry[kernel].name.view()) << " threads "
-                  << threads);
-        testing::guarded<std::int32_t> out(static_cast<std::size_t>(d.m * d.n));
-        args.out = view(out.data(), {d.m, d.n});
-        const Status s = cpu_backend(cpu_options{threads, kernel}).run(d, args);
-        REQUIRE_MESSAGE(s.ok(), std::string(s.message()));
-        CHECK(out.guards_intact());
-        std::int64_t wrong = 0;
-        for (std::size_t j = 0; j < out.size(); ++j) wrong += out[j] != expected;
-        CHECK(wrong == 0);
+    // Zero points at the ends of their ranges, where each term is (-255) * 255 and K may reach
+    // 33025: s8 A = -128 with za = 127 against u8 B = 255 with zb = 0, and the other pairs. The
+    // s8 A and u8 B cases go through the kernels' mappings (A ^ 0x80 with za + 128; B ^ 0x80 with
+    // zb - 128) at their extremes.
+    const std::int64_t k_zp = max_exact_k(255, 255);
+    REQUIRE(k_zp == 33025);
+    struct ends {
+      dtype at, bt;
+      std::uint8_t a_raw, b_raw;
+      std::int32_t za, zb;
+    };
+    const ends cases[] = {{dtype::s8, dtype::u8, 0x80, 255, 127, 0},
+                          {dtype::u8, dtype::s8, 0, 127, 255, -128},
+                          {dtype::s8, dtype::s8, 0x80, 127, 127, -128},
+                          {dtype::u8, dtype::u8, 255, 0, 0, 255}};
+    for (const ends& c : cases) {
+      for (const kernel_rows kr : {kernel_rows{gemm, 20}, kernel_rows{gemv, 3}}) {
+        const int kernel = kr.kernel;
+        const std::int64_t m = kr.m;
+        matmul_i8_desc d;
+        d.m = m;
+        d.n = 9;
+        d.k = k_zp;
+        d.a_type = c.at;
+        d.b_type = c.bt;
+        d.a_zero_point = c.za;
+        std::vector<std::uint8_t> a(static_cast<std::size_t>(d.m * d.k), c.a_raw);
+        std::vector<std::uint8_t> b(static_cast<std::size_t>(d.k * d.n), c.b_raw);
+        const std::int32_t zb[1] = {c.zb};
+        matmul_i8_args args;
+        args.a = const_tensor_view(a.data(), c.at, {d.m, d.k});
+        args.b = const_tensor_view(b.data(), c.bt, {d.k, d.n});
+        args.b_zero_point = zb;
+        const std::int64_t av = c.at == dtype::s8 ? static_cast<std::int8_t>(c.a_raw) : c.a_raw;
+        const std::int64_t bv = c.bt == dtype::s8 ? static_cast<std::int8_t>(c.b_raw) : c.b_raw;
+        const std::int64_t expected = (av - c.za) * (bv - c.zb) * d.k;
+        REQUIRE(expected >= INT32_MIN);
+        REQUIRE(expected <= INT32_MAX);
+        for (int threads : kThreadSettings) {
+          INFO("A=" << std::string(to_string(c.at)) << " B=" << std::string(to_string(c.bt))
+                    << " kernel " << std::string(gk::kRegistry[kernel].name.view()) << " threads "
+                    << threads);
+          testing::guarded<std::int32_t> out(static_cast<std::size_t>(d.m * d.n));
+          args.out = view(out.data(), {d.m, d.n});
+          const Status s = cpu_backend(cpu_options{threads, kernel}).run(d, args);
+          REQUIRE_MESSAGE(s.ok(), std::string(s.message()));
+          CHECK(out.guards_intact());
+          std::int64_t wrong = 0;
+          for (std::size_t j = 0; j < out.size(); ++j) wrong += out[j] != expected;
+          CHECK(wrong == 0);
+        }
       }
     }
   }
 }
 
 TEST_CASE("vnni: the bias saturates at the int32 limits, by hand, in every 16-column lane") {
-  const int gemm = vnni_kernel_or_skip(kGemmName);
-  const int gemv = vnni_kernel_or_skip(kGemvName);
-  if (gemm < 0 || gemv < 0) return;
-  // u8 A = 255, K = 1000; column c of B is 127 or -128 (c % 4 < 2 or not), so the sums are
-  // +32385000 and -32640000. Biases by column (c % 4): past INT32_MAX, past INT32_MIN, exactly
-  // at each limit, so that each of the 20 columns (two 16-column chunks) has a hand-known value.
-  const std::int64_t k = 1000, n = 20;
-  std::vector<std::int8_t> b(static_cast<std::size_t>(k * n));
-  std::vector<std::int32_t> bias(static_cast<std::size_t>(n)),
-      expected(static_cast<std::size_t>(n));
-  for (std::int64_t c = 0; c < n; ++c) {
-    const bool positive = c % 4 < 2;
-    for (std::int64_t j = 0; j < k; ++j)
-      b[static_cast<std::size_t>(j * n + c)] = positive ? 127 : -128;
-    const bool saturate = c % 2 == 0;
-    const std::int64_t sum = positive ? 32385000 : -32640000;
-    bias[static_cast<std::size_t>(c)] =
-        positive ? (saturate ? INT32_MAX - 1000 : static_cast<std::int32_t>(INT32_MAX - sum))
-                 : (saturate ? INT32_MIN + 5 : static_cast<std::int32_t>(INT32_MIN - sum));
-    expected[static_cast<std::size_t>(c)] = positive ? INT32_MAX : INT32_MIN;
-  }
-  for (const int kernel : {gemm, gemv}) {
-    const std::int64_t m = kernel == gemm ? 33 : 4;
-    std::vector<std::uint8_t> a(static_cast<std::size_t>(m * k), 255);
-    matmul_i8_desc d;
-    d.m = m;
-    d.n = n;
-    d.k = k;
-    matmul_i8_args args;
-    args.a = view(a.data(), {m, k});
-    args.b = view(b.data(), {k, n});
-    args.bias = bias;
-    for (int threads : kThreadSettings) {
-      INFO("kernel " << std::string(gk::kRegistry[kernel].name.view()) << " threads " << threads);
-      testing::guarded<std::int32_t> out(static_cast<std::size_t>(m * n));
-      args.out = view(out.data(), {m, n});
-      const Status s = cpu_backend(cpu_options{threads, kernel}).run(d, args);
-      REQUIRE_MESSAGE(s.ok(), std::string(s.message()));
-      CHECK(out.guards_intact());
-      std::int64_t wrong = 0;
-      for (std::int64_t i = 0; i < m * n; ++i) {
-        wrong += out[static_cast<std::size_t>(i)] != expected[static_cast<std::size_t>(i % n)];
+  for (const std::string_view name : kGemmNames) {
+    const int gemm = vnni_kernel_or_skip(name);
+    const int gemv = vnni_kernel_or_skip(kGemvName);
+    if (gemm < 0 || gemv < 0) continue;
+    // u8 A = 255, K = 1000; column c of B is 127 or -128 (c % 4 < 2 or not), so the sums are
+    // +32385000 and -32640000. Biases by column (c % 4): past INT32_MAX, past INT32_MIN, exactly
+    // at each limit, so that each of the 20 columns (two 16-column chunks) has a hand-known value.
+    const std::int64_t k = 1000, n = 20;
+    std::vector<std::int8_t> b(static_cast<std::size_t>(k * n));
+    std::vector<std::int32_t> bias(static_cast<std::size_t>(n)),
+        expected(static_cast<std::size_t>(n));
+    for (std::int64_t c = 0; c < n; ++c) {
+      const bool positive = c % 4 < 2;
+      for (std::int64_t j = 0; j < k; ++j)
+        b[static_cast<std::size_t>(j * n + c)] = positive ? 127 : -128;
+      const bool saturate = c % 2 == 0;
+      const std::int64_t sum = positive ? 32385000 : -32640000;
+      bias[static_cast<std::size_t>(c)] =
+          positive ? (saturate ? INT32_MAX - 1000 : static_cast<std::int32_t>(INT32_MAX - sum))
+                   : (saturate ? INT32_MIN + 5 : static_cast<std::int32_t>(INT32_MIN - sum));
+      expected[static_cast<std::size_t>(c)] = positive ? INT32_MAX : INT32_MIN;
+    }
+    for (const int kernel : {gemm, gemv}) {
+      const std::int64_t m = kernel == gemm ? 33 : 4;
+      std::vector<std::uint8_t> a(static_cast<std::size_t>(m * k), 255);
+      matmul_i8_desc d;
+      d.m = m;
+      d.n = n;
+      d.k = k;
+      matmul_i8_args args;
+      args.a = view(a.data(), {m, k});
+      args.b = view(b.data(), {k, n});
+      args.bias = bias;
+      for (int threads : kThreadSettings) {
+        INFO("kernel " << std::string(gk::kRegistry[kernel].name.view()) << " threads " << threads);
+        testing::guarded<std::int32_t> out(static_cast<std::size_t>(m * n));
+        args.out = view(out.data(), {m, n});
+        const Status s = cpu_backend(cpu_options{threads, kernel}).run(d, args);
+        REQUIRE_MESSAGE(s.ok(), std::string(s.message()));
+        CHECK(out.guards_intact());
+        std::int64_t wrong = 0;
+        for (std::int64_t i = 0; i < m * n; ++i) {
+          wrong += out[static_cast<std::size_t>(i)] != expected[static_cast<std::size_t>(i % n)];
+        }
+        CHECK(wrong == 0);
       }
-      CHECK(wrong == 0);
     }
   }
 }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "keel/ops.hpp"
@@ -114,9 +115,10 @@ inline Result<cpu_packed_matmul_i8> pack_matmul_i8(const matmul_i8_desc& d,
   const std::int64_t pn = p.padded_n();
   std::int64_t b_bytes = 0;
   if (!checked_mul(p.matrices, gk::packed_b_bytes(d.k, d.n, p.layout), &b_bytes) ||
-      !p.b.allocate(b_bytes)) {
-    return out_of_memory(op, "packed B", b_bytes);
+      !p.b.allocate(b_bytes + gk::kPackedBSlack)) {
+    return out_of_memory(op, "packed B", b_bytes + gk::kPackedBSlack);
   }
+  std::memset(p.b.data() + b_bytes, 0, gk::kPackedBSlack);
   if (!p.colsum.allocate(p.matrices * pn) || !p.zb.allocate(pn) ||
       !p.bias.allocate(a.bias.empty() ? 0 : pn) ||
       !p.scale.allocate(static_cast<std::int64_t>(a.b_scale.empty() ? 0 : d.n)) ||
@@ -284,7 +286,7 @@ inline gemm_plan plan_gemm(const gk::variant& v, std::int64_t m, std::int64_t kq
   gemm_plan pl;
   pl.m_panels = (m + v.mr - 1) / v.mr;
   const std::int64_t elem = v.a_layout() == gk::a_format::s16 ? 2 : 1;
-  const std::int64_t a_panel_bytes = kq * v.pack.k_group * v.mr * elem;
+  const std::int64_t a_panel_bytes = gk::a_panel_groups(v, kq) * v.pack.k_group * v.mr * elem;
   pl.mc_panels = std::clamp<std::int64_t>(kL2Budget / std::max<std::int64_t>(a_panel_bytes, 1), 1,
                                           pl.m_panels);
   pl.m_blocks = (pl.m_panels + pl.mc_panels - 1) / pl.mc_panels;
@@ -338,7 +340,7 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
 
   // Phase 3: A panels and row sums for every batch.
   const std::int64_t elem = v.a_layout() == gk::a_format::s16 ? 2 : 1;
-  const std::int64_t panel_bytes = p.kq * v.pack.k_group * v.mr * elem;
+  const std::int64_t panel_bytes = gk::a_panel_groups(v, p.kq) * v.pack.k_group * v.mr * elem;
   const std::int64_t a_panels = d.batch * pl.m_panels;
   aligned_buffer<std::uint8_t> a_packed;
   aligned_buffer<std::int32_t> rowsum;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "keel/kernels/gemm_i8/amx.hpp"
 #include "keel/kernels/gemm_i8/avx2.hpp"
 #include "keel/kernels/gemm_i8/avx512vnni.hpp"
 #include "keel/kernels/gemm_i8/epilogue.hpp"
@@ -57,6 +58,13 @@ inline constexpr int kGemvPanels = 16;
 }  // namespace registry_detail
 
 inline constexpr kernel kRegistry[] = {
+#if defined(KEEL_GEMM_I8_HAVE_AMX)
+    // Exact for all input (tdpbusd: amx.hpp), several times the VNNI rate per core. Its own A
+    // panels (64-byte K rows), the VNNI kernels' epilogue.
+    make_kernel(registry_detail::gemm_u8s8(amx::kGemmRows, amx::kPanelsPerCall, isa::amx,
+                                           technique::dp4),
+                &amx::gemm_dp4, &avx512vnni::epilogue, &amx::pack_a),
+#endif
 #if defined(KEEL_GEMM_I8_HAVE_AVX512VNNI) && defined(KEEL_GEMM_I8_HAVE_AVX2)
     // Exact for all input and about 4x the AVX2 rate per core, so first where the CPU has it.
     // avx512vnni.hpp says which parts of the epilogue and A packing are its own.
@@ -121,6 +129,10 @@ inline bool available(const variant& v) noexcept {
 #if defined(KEEL_GEMM_I8_HAVE_AVX512VNNI)
     // CPUID for AVX512F, BW, VL and VNNI, and XGETBV for the OS's ZMM state (avx512vnni.hpp).
     case isa::avx512vnni: return avx512vnni::cpu_supported();
+#endif
+#if defined(KEEL_GEMM_I8_HAVE_AMX)
+    // CPUID, XCR0 and the OS's permission for the tile state (amx.hpp).
+    case isa::amx: return amx::cpu_supported();
 #endif
 #if defined(KEEL_GEMM_I8_HAVE_NEON)
     // NEON is part of every aarch64 CPU; dotprod and i8mm from AT_HWCAP/AT_HWCAP2 (neon.hpp).

@@ -15,7 +15,9 @@
 //   packing   := 'p' panel-cols 'k' k-group  B in panels of panel-cols columns, each column's
 //                                            k-group consecutive K values side by side ('p8k4')
 //   tile      := mr 'x' nr                   register tile: rows of A by columns of B
-//   isa       := 'scalar' | 'hwy' | 'avx2' | 'avx512vnni' | 'neon' | 'sdot' | 'i8mm'
+//   isa       := 'scalar' | 'hwy' | 'avx2' | 'avx512vnni' | 'amx' | 'neon' | 'sdot' | 'i8mm'
+//                                            amx: AMX-TILE and AMX-INT8 (tdpbusd), with
+//                                            AVX-512 VNNI for its epilogue and A packer
 //   technique := 'i32'                       products widened to int32 (plain C++)
 //              | 'w16'                       operands widened to int16, pairwise multiply-add
 //                                            into int32 (vpmaddwd and kin): exact for all input
@@ -26,7 +28,8 @@
 //              | 'dp4'                       u8 x s8, 4 products summed into int32 with no
 //                                            narrower intermediate (vpdpbusd): exact for all
 //                                            input; A panels stored as u8 (Arm: sudot, or
-//                                            sdot on A' - 128 plus a correction: neon_sdot.hpp)
+//                                            sdot on A' - 128 plus a correction: neon_sdot.hpp;
+//                                            amx: tdpbusd, the same sums a tile at a time)
 //              | 'mmla'                      u8 x s8 2x8 by 8x2 matrix multiply-accumulate into
 //                                            a 2x2 int32 block (usmmla): exact for all input;
 //                                            A panels stored as u8 (in row pairs: neon_i8mm.hpp)
@@ -42,7 +45,7 @@
 namespace keel::kernels::gemm_i8 {
 
 enum class kernel_op : std::uint8_t { gemm, gemv };
-enum class isa : std::uint8_t { scalar, hwy, avx2, neon, sdot, i8mm, avx512vnni };
+enum class isa : std::uint8_t { scalar, hwy, avx2, neon, sdot, i8mm, avx512vnni, amx };
 enum class technique : std::uint8_t { i32, w16, ubs, dp4, mmla };
 
 constexpr std::string_view to_string(kernel_op o) noexcept {
@@ -57,6 +60,7 @@ constexpr std::string_view to_string(isa i) noexcept {
     case isa::sdot: return "sdot";
     case isa::i8mm: return "i8mm";
     case isa::avx512vnni: return "avx512vnni";
+    case isa::amx: return "amx";
   }
   return "?";
 }
@@ -106,6 +110,13 @@ struct variant {
   // ubs range check first.
   constexpr bool exact_for_all_inputs() const noexcept { return tech != technique::ubs; }
 };
+
+// K groups that one A panel of variant `v` holds for a call of kq groups: kq, but for the AMX
+// kernel, whose A tile rows are 64 bytes (16 groups), kq rounded up to whole tile rows
+// (amx.hpp). The driver allocates mr * a_panel_groups * k_group elements per A panel.
+constexpr std::int64_t a_panel_groups(const variant& v, std::int64_t kq) noexcept {
+  return v.target == isa::amx ? (kq + 15) / 16 * 16 : kq;
+}
 
 // A name built at compile time: a fixed buffer, no allocation.
 struct variant_name {

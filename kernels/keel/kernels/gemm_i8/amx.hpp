@@ -1,0 +1,287 @@
+// keel/kernels/gemm_i8/amx.hpp — the AMX-INT8 microkernel for int8 GEMM.
+//
+// Compiled with a function-level target attribute like the AVX-512 VNNI kernels, and run only
+// where `missing_feature()` finds the CPU's AMX-TILE and AMX-INT8, the OS's tile state and the
+// process's permission to use it (which it requests once: Linux hands the tile data state to a
+// process only after arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); without it the first
+// tile instruction faults).
+//
+// The instruction: tdpbusd C, A, B (AMX-INT8) treats a tile as rows of up to 64 bytes. For every
+// row m of A and dword column n of C, it adds to C[m][n] the products of the unsigned bytes
+// A[m][4r..4r+3] by the signed bytes B[r][4n..4n+3], for every row r of B, each 4-product sum
+// formed in 32 bits and added with no saturation (Intel SDM vol. 2, "TDPBUSD"; Intel
+// Architecture Instruction Set Extensions Programming Reference, chapter 3). So each C element
+// is acc + sum of u8 x s8 products modulo 2^32: the microkernel contract of variant.hpp,
+// technique `dp4`, exact for every input, as vpdpbusd is.
+//
+// Layouts. B is the shared p8k4 layout: a panel's K group g (8 columns x 4 K values, 32 bytes)
+// is exactly one B tile row of 8 dword columns, and 16 consecutive groups (512 contiguous
+// bytes) one B tile of 16 rows x 32 bytes: loaded with a 32-byte row stride, nothing repacked.
+// A is the kernel's own layout, rows of 64 bytes of K: an A panel is, per block of 16 K groups
+// (64 K values), 32 rows x 64 bytes (2 KiB, two A tiles of 16 rows), K zero-padded to whole
+// blocks (a_panel_groups() in variant.hpp rounds the panel's size up to match). The last block's
+// B tile may then read up to 15 groups past the end of its panel: the next panel's bytes, or the
+// packed buffer's zeroed tail (kPackedBSlack, packing.hpp); the A bytes they meet are the zero
+// padding, so they add nothing.
+//
+// The tile: 32 rows x 16 columns = 2 A tiles x 2 B tiles = 4 C tiles of 16 x 8 int32, all 8 tile
+// registers; per K block 2 A loads, 2 B loads and 4 tdpbusd of 16 x 8 x 64 multiply-adds. A
+// call sweeps up to 16 panels (128 columns) pair by pair with one tile configuration.
+//
+// Shortcoming, measured and kept: the B tiles have 8 columns because a p8k4 group is 8 columns
+// wide, and tdpbusd's time does not depend on the columns, so this kernel reaches at most half
+// of the AMX rate (the ceiling row int8_mac/ceiling/amx, with 16-column tiles). A 16-column B
+// layout would double it, at the price of a second packed layout that the other kernels cannot
+// read (the GEMV path wants p8k4); it is future work.
+#pragma once
+
+#include "keel/kernels/gemm_i8/avx512vnni.hpp"
+
+#if defined(KEEL_GEMM_I8_HAVE_AVX512VNNI) && defined(__linux__)
+#define KEEL_GEMM_I8_HAVE_AMX 1
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "keel/check.hpp"
+#include "keel/kernels/gemm_i8/packing.hpp"
+#include "keel/kernels/gemm_i8/variant.hpp"
+
+#define KEEL_TARGET_AMX \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")))
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace keel::kernels::gemm_i8::amx {
+
+inline constexpr packing kPacking{8, 4};
+inline constexpr int kGemmRows = 32;       // two A tiles of 16 rows
+inline constexpr int kPanelsPerCall = 16;  // 128 columns: the driver's raw tile width
+inline constexpr int kBlockGroups = 16;    // K groups per A tile row (64 bytes)
+inline constexpr int kBlockBytes = kGemmRows * kBlockGroups * 4;  // one A block: 2 KiB
+
+// ---- CPU and OS support ----------------------------------------------------------------------
+
+namespace detail {
+
+// CPUID.(EAX=7,ECX=0):EDX bit 24 AMX-TILE, bit 25 AMX-INT8. XCR0 bits 17 (XTILECFG) and 18
+// (XTILEDATA): the OS manages the tile state. CPUID leaf 0x1D subleaf 1 describes palette 1:
+// EBX[15:0] bytes per row, EBX[31:16] tile names, ECX[15:0] rows (Intel SDM vol. 1, 3.2 "AMX"
+// and vol. 2, CPUID leaf 1DH). Linux: arch_prctl(ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA
+// = 18) grants the process the tile data state (Linux Documentation/arch/x86/xstate.rst).
+inline const char* probe_missing_feature() noexcept {
+  if (const char* why = avx512vnni::missing_feature()) return why;  // epilogue and A packer
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  __cpuid_count(7, 0, eax, ebx, ecx, edx);
+  if ((edx & (1u << 24)) == 0) return "CPU lacks amx_tile";
+  if ((edx & (1u << 25)) == 0) return "CPU lacks amx_int8";
+  if (__get_cpuid_max(0, nullptr) < 0x1D) return "CPU lacks the AMX palette leaf (CPUID 0x1D)";
+  __cpuid_count(0x1D, 1, eax, ebx, ecx, edx);
+  if ((ebx & 0xFFFFu) < 64 || (ebx >> 16) < 8 || (ecx & 0xFFFFu) < 16) {
+    return "AMX palette 1 is smaller than 8 tiles of 16 rows x 64 bytes";
+  }
+  unsigned xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & (3u << 17)) != (3u << 17)) return "OS has not enabled the AMX tile state (XCR0)";
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) {
+    return "the OS refused this process the AMX tile data state (arch_prctl)";
+  }
+  return nullptr;
+}
+
+}  // namespace detail
+
+// Why this machine cannot run the kernel of this file, or nullptr. Probed once per process (the
+// probe also asks the OS for the tile state, which then holds for every thread of the process).
+inline const char* missing_feature() noexcept {
+  static const char* const why = detail::probe_missing_feature();
+  return why;
+}
+inline bool cpu_supported() noexcept {
+  return missing_feature() == nullptr;
+}
+
+// ---- A packing -------------------------------------------------------------------------------
+
+// The A panel of `rows` (<= 32) rows from m0: per K block b, row r's 64 bytes at
+// dst + b * kBlockBytes + r * 64 (A' = A, or A ^ 0x80 for s8), zero past K, in the padding
+// blocks and for rows >= `rows`; rowsum[r] = sum of the row's A'. a_panel_groups(v, kq) groups
+// of panel: what the driver allocates.
+KEEL_TARGET_AMX inline void pack_a(const a_source& a, std::int64_t m0, int rows, std::int64_t k,
+                                   int mr, const packing& p, void* dst_v,
+                                   std::int32_t* rowsum) noexcept {
+  KEEL_DASSERT(mr == kGemmRows && p.k_group == 4, "the AMX kernel's own A panel");
+  KEEL_DASSERT(rows >= 1 && rows <= kGemmRows, "rows within the panel");
+  (void)mr;
+  auto* dst = static_cast<std::uint8_t*>(dst_v);
+  const std::int64_t blocks = (k_groups(k, p) + kBlockGroups - 1) / kBlockGroups;
+  const std::uint8_t flip_byte = a.type == dtype::s8 ? 0x80 : 0x00;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(flip_byte));
+  const __m512i zero = _mm512_setzero_si512();
+  for (int r = 0; r < kGemmRows; ++r) {
+    std::uint8_t* out = dst + r * 64;
+    if (r >= rows) {
+      for (std::int64_t b = 0; b < blocks; ++b) _mm512_store_si512(out + b * kBlockBytes, zero);
+      continue;
+    }
+    const auto* src = static_cast<const std::uint8_t*>(a.data) + a.base + (m0 + r) * a.stride_m;
+    __m512i sum = zero;  // 8 qword partial sums of the row
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::int64_t k0 = b * 64;
+      const std::int64_t bytes = k - k0 >= 64 ? 64 : (k - k0 > 0 ? k - k0 : 0);
+      __m512i v;
+      if (a.stride_k == 1) {
+        const __mmask64 m = bytes == 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
+        v = _mm512_maskz_mov_epi8(m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src + k0), flip));
+      } else {
+        alignas(64) std::uint8_t tmp[64] = {};
+        for (std::int64_t i = 0; i < bytes; ++i) {
+          tmp[i] = static_cast<std::uint8_t>(src[(k0 + i) * a.stride_k] ^ flip_byte);
+        }
+        v = _mm512_load_si512(tmp);
+      }
+      sum = _mm512_add_epi64(sum, _mm512_sad_epu8(v, zero));
+      _mm512_store_si512(out + b * kBlockBytes, v);
+    }
+    // <= 255 * K fits int32 for every K validation accepts.
+    rowsum[r] = static_cast<std::int32_t>(_mm512_reduce_add_epi64(sum));
+  }
+}
+
+// ---- gemm 32x128 -----------------------------------------------------------------------------
+
+namespace detail {
+
+// The tile configuration (palette 1): tmm0-3 C (16 rows x 32 bytes: 8 int32 columns; C[h][j] is
+// tmm 2h + j), tmm4-5 A (16 rows x 64 bytes), tmm6-7 B (16 rows x 32 bytes). Layout of the
+// 64-byte operand of ldtilecfg: byte 0 palette, byte 1 start row, bytes 16-47 the 16 tiles'
+// bytes per row (uint16), bytes 48-63 their rows (Intel SDM vol. 2, LDTILECFG).
+struct alignas(64) tile_config {
+  std::uint8_t palette = 1;
+  std::uint8_t start_row = 0;
+  std::uint8_t reserved[14] = {};
+  std::uint16_t colsb[16] = {32, 32, 32, 32, 64, 64, 32, 32};
+  std::uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+static_assert(sizeof(tile_config) == 64, "ldtilecfg reads 64 bytes");
+
+// Blocks [blk0, blk1) of K for the column pair (j, j + 1) of the call, or only j when Two is
+// false; Halves A tiles (rows 0-15, and 16-31 when 2). C starts from zero (First) or from the
+// partial sums in raw, and goes back to raw as int32 rows (16 rows per tile, valid or not: raw
+// has room for 32, and the epilogue reads only the valid ones).
+template <int Halves, bool Two, bool First>
+KEEL_TARGET_AMX inline __attribute__((always_inline)) void panel_pair(
+    const std::uint8_t* a, const std::int8_t* b0, const std::int8_t* b1, std::int64_t blk0,
+    std::int64_t blk1, std::int32_t* raw, std::int64_t ld_raw) noexcept {
+  const std::int64_t stride = ld_raw * 4;
+  if constexpr (First) {
+    _tile_zero(0);
+    if constexpr (Two) _tile_zero(1);
+    if constexpr (Halves == 2) {
+      _tile_zero(2);
+      if constexpr (Two) _tile_zero(3);
+    }
+  } else {
+    _tile_loadd(0, raw, stride);
+    if constexpr (Two) _tile_loadd(1, raw + 8, stride);
+    if constexpr (Halves == 2) {
+      _tile_loadd(2, raw + 16 * ld_raw, stride);
+      if constexpr (Two) _tile_loadd(3, raw + 16 * ld_raw + 8, stride);
+    }
+  }
+  for (std::int64_t blk = blk0; blk < blk1; ++blk) {
+    const std::uint8_t* ab = a + blk * kBlockBytes;
+    _tile_loadd(4, ab, 64);
+    _tile_loadd(6, b0 + blk * (kBlockGroups * 32), 32);
+    _tile_dpbusd(0, 4, 6);
+    if constexpr (Two) {
+      _tile_loadd(7, b1 + blk * (kBlockGroups * 32), 32);
+      _tile_dpbusd(1, 4, 7);
+    }
+    if constexpr (Halves == 2) {
+      _tile_loadd(5, ab + 1024, 64);
+      _tile_dpbusd(2, 5, 6);
+      if constexpr (Two) _tile_dpbusd(3, 5, 7);
+    }
+  }
+  _tile_stored(0, raw, stride);
+  if constexpr (Two) _tile_stored(1, raw + 8, stride);
+  if constexpr (Halves == 2) {
+    _tile_stored(2, raw + 16 * ld_raw, stride);
+    if constexpr (Two) _tile_stored(3, raw + 16 * ld_raw + 8, stride);
+  }
+}
+
+// K blocks per chunk: the call walks K in chunks and, within a chunk, every column pair, so the
+// chunk of the A panel (16 KiB) stays in L1 while the B panels stream past it once; the price is
+// C's partial sums stored and reloaded once per chunk (2 KiB per pair against 8 x 4 tdpbusd).
+// Measured on 1024^3, one thread: the whole of K per pair (A re-read from L2 for every pair)
+// ran the kernel at about a third of its tdpbusd rate.
+inline constexpr std::int64_t kChunkBlocks = 8;
+
+template <int Halves, bool First>
+KEEL_TARGET_AMX inline __attribute__((always_inline)) void chunk(const ukernel_args& p,
+                                                                 std::int64_t blk0,
+                                                                 std::int64_t blk1) noexcept {
+  const auto* a = static_cast<const std::uint8_t*>(p.a);
+  int j = 0;
+  for (; j + 2 <= p.panels; j += 2) {
+    panel_pair<Halves, true, First>(a, p.b + j * p.b_panel_stride, p.b + (j + 1) * p.b_panel_stride,
+                                    blk0, blk1, p.raw + j * 8, p.ld_raw);
+  }
+  if (j < p.panels) {
+    panel_pair<Halves, false, First>(a, p.b + j * p.b_panel_stride, nullptr, blk0, blk1,
+                                     p.raw + j * 8, p.ld_raw);
+  }
+}
+
+// Loads the kernel's tile configuration unless it is the one in force: ldtilecfg waits for the
+// tile unit to drain (perf put about a tenth of the kernel's time on it when every call loaded
+// and released), sttilecfg and a compare cost a few nanoseconds. The configuration is kept after
+// the call: another user of AMX on the thread (another library) finds its own config gone and
+// must load it, as AMX code must anyway; this kernel never trusts one it did not check.
+KEEL_TARGET_AMX inline void configure_tiles() noexcept {
+  static constexpr tile_config kWanted{};
+  tile_config current;
+  _tile_storeconfig(&current);
+  if (std::memcmp(&current, &kWanted, sizeof(tile_config)) != 0) _tile_loadconfig(&kWanted);
+}
+
+template <int Halves>
+KEEL_TARGET_AMX void gemm_tiles(const ukernel_args& p) noexcept {
+  configure_tiles();
+  const std::int64_t blocks = (p.kq + kBlockGroups - 1) / kBlockGroups;
+  const std::int64_t first_end = blocks < kChunkBlocks ? blocks : kChunkBlocks;
+  chunk<Halves, true>(p, 0, first_end);
+  for (std::int64_t blk0 = first_end; blk0 < blocks; blk0 += kChunkBlocks) {
+    chunk<Halves, false>(p, blk0, blk0 + kChunkBlocks < blocks ? blk0 + kChunkBlocks : blocks);
+  }
+}
+
+}  // namespace detail
+
+inline void gemm_dp4(const ukernel_args& p) noexcept {
+  KEEL_DASSERT(p.rows >= 1 && p.rows <= kGemmRows, "gemm rows within the tile");
+  KEEL_DASSERT(p.panels >= 1 && p.panels <= kPanelsPerCall, "panels within the raw tile");
+  if (p.rows <= 16) return detail::gemm_tiles<1>(p);
+  detail::gemm_tiles<2>(p);
+}
+
+}  // namespace keel::kernels::gemm_i8::amx
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#endif  // AVX-512 VNNI kernels built, Linux

@@ -4,7 +4,8 @@
 //   int8_mac/ceiling/avx2_<t>t         peak int8 multiply-accumulate rate of the AVX2 sequence
 //                                      keel's kernels use (vpmaddubsw, vpmaddwd, vpaddd), ops/s
 //   int8_mac/ceiling/avx512vnni_<t>t   the same for AVX-512 VNNI's vpdpbusd, where the CPU has it
-//                                      (keel has no such kernel yet; oneDNN and ONNX Runtime do)
+//   int8_mac/ceiling/amx_<t>t          the same for AMX-INT8's tdpbusd on full 16 x 16 tiles, where
+//                                      the CPU and the OS allow AMX
 //   mem_read/ceiling/avx2_<t>t         streaming read bandwidth from memory, bytes/s
 //   mem_copy/ceiling/memcpy_<t>t       copy bandwidth (memcpy), bytes/s counting read + write
 //
@@ -24,6 +25,7 @@
 #include <memory>
 #include <string>
 
+#include "keel/kernels/gemm_i8/amx.hpp"
 #include "peers/common.hpp"
 
 namespace keel_bench {
@@ -145,6 +147,63 @@ bool has_vnni512() {
 // that the two barrier waits of a team run are noise.
 constexpr std::int64_t kMacOpsPerIteration = std::int64_t{1} << 27;
 
+// ---- int8 MAC ceiling: AMX --------------------------------------------------------------------
+// tdpbusd on full tiles: C (16 x 16 int32) += A (16 x 64 u8) . B (16 rows x 64 s8), 16 x 16 x 64
+// MACs an instruction, four independent C tiles (2 A x 2 B: all 8 tile registers) so that no
+// accumulator chain waits on the previous tdpbusd. The operand tiles are loaded once; the loop
+// only multiplies. This is the rate of 16-column tiles: keel's AMX kernel runs 8-column tiles
+// (its B panels are 8 columns wide, amx.hpp), at most half of it.
+constexpr std::int64_t kAmxOpsPerBlock = 4 * 2 * 16 * 16 * 64;
+// 32 times kMacOpsPerIteration: about the same wall time per iteration at the AMX rate.
+constexpr std::int64_t kAmxOpsPerIteration = std::int64_t{1} << 32;
+
+#if defined(KEEL_GEMM_I8_HAVE_AMX)
+__attribute__((target("amx-tile,amx-int8"))) void amx_mac_loop(std::int64_t blocks) {
+  struct alignas(64) {
+    std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
+    std::uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+    std::uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+  } cfg;
+  alignas(64) static const std::uint8_t operand[1024] = {1};
+  _tile_loadconfig(&cfg);
+  _tile_loadd(4, operand, 64);
+  _tile_loadd(5, operand, 64);
+  _tile_loadd(6, operand, 64);
+  _tile_loadd(7, operand, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (std::int64_t i = 0; i < blocks; ++i) {
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+  alignas(64) std::int32_t sink[256];
+  _tile_stored(0, sink, 64);
+  _tile_release();
+  benchmark::DoNotOptimize(sink[0]);
+}
+#endif
+
+void amx_ceiling(benchmark::State& state, int threads) {
+#if defined(KEEL_GEMM_I8_HAVE_AMX)
+  if (const char* why = keel::kernels::gemm_i8::amx::missing_feature()) {
+    state.SkipWithError(why);
+    return;
+  }
+  const std::int64_t blocks = kAmxOpsPerIteration / kAmxOpsPerBlock;
+  team t(threads);
+  const std::function<void(int)> job = [&](int) { amx_mac_loop(blocks); };
+  for (auto _ : state) t.run(job);
+  set_counters(state, static_cast<double>(blocks * kAmxOpsPerBlock) * threads, 0.0, threads, 1);
+#else
+  (void)threads;
+  state.SkipWithError("keel's AMX kernel is not built here (x86-64 Linux only)");
+#endif
+}
+
 void mac_ceiling(benchmark::State& state, int threads, bool vnni) {
   if (vnni && !has_vnni512()) {
     state.SkipWithError("this CPU has no AVX-512 VNNI (avx512f + avx512bw + avx512vnni)");
@@ -155,7 +214,9 @@ void mac_ceiling(benchmark::State& state, int threads, bool vnni) {
     return;
   }
   const std::int64_t per_block = vnni ? kVnniOpsPerBlock : kAvx2OpsPerBlock;
-  const std::int64_t blocks = kMacOpsPerIteration / per_block;
+  // VNNI: 4 times the work, as it runs about 4 times the AVX2 rate (a 0.15 ms iteration let the
+  // team's start and barrier show in the two-thread row).
+  const std::int64_t blocks = kMacOpsPerIteration * (vnni ? 4 : 1) / per_block;
   team t(threads);
   const std::function<void(int)> job = [&](int) {
     vnni ? vnni_mac_loop(blocks) : avx2_mac_loop(blocks);
@@ -345,6 +406,8 @@ const bool g_registered = [] {
                                         [t](benchmark::State& st) { mac_ceiling(st, t, false); }));
     timing(benchmark::RegisterBenchmark(("int8_mac/ceiling/avx512vnni" + tt).c_str(),
                                         [t](benchmark::State& st) { mac_ceiling(st, t, true); }));
+    timing(benchmark::RegisterBenchmark(("int8_mac/ceiling/amx" + tt).c_str(),
+                                        [t](benchmark::State& st) { amx_ceiling(st, t); }));
     for (const read_method& m : kReadMethods) {
       if (!m.always && !all_read_methods) continue;
       timing(benchmark::RegisterBenchmark(("mem_read/ceiling/" + std::string(m.name) + tt).c_str(),

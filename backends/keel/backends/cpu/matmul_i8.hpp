@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <string_view>
 
 #include "keel/ops.hpp"
@@ -115,10 +114,9 @@ inline Result<cpu_packed_matmul_i8> pack_matmul_i8(const matmul_i8_desc& d,
   const std::int64_t pn = p.padded_n();
   std::int64_t b_bytes = 0;
   if (!checked_mul(p.matrices, gk::packed_b_bytes(d.k, d.n, p.layout), &b_bytes) ||
-      !p.b.allocate(b_bytes + gk::kPackedBSlack)) {
-    return out_of_memory(op, "packed B", b_bytes + gk::kPackedBSlack);
+      !p.b.allocate(b_bytes)) {
+    return out_of_memory(op, "packed B", b_bytes);
   }
-  std::memset(p.b.data() + b_bytes, 0, gk::kPackedBSlack);
   if (!p.colsum.allocate(p.matrices * pn) || !p.zb.allocate(pn) ||
       !p.bias.allocate(a.bias.empty() ? 0 : pn) ||
       !p.scale.allocate(static_cast<std::int64_t>(a.b_scale.empty() ? 0 : d.n)) ||
@@ -365,8 +363,18 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
   const int ro = batched ? 1 : 0;
   const std::int64_t matrix_bytes = p.panels * p.kq * v.pack.group_bytes();
   const std::int64_t tiles_per_batch = pl.m_blocks * pl.n_blocks;
+  // B in the kernel's own layout, where it has one: one scratch per thread, sized here so that
+  // running out of memory is reported before anything is written.
+  const std::int64_t b_scratch_bytes =
+      kern.prepare_b != nullptr ? v.np * gk::a_panel_groups(v, p.kq) * v.pack.group_bytes() : 0;
+  const int slots = worker_slots();
+  aligned_buffer<std::int8_t> b_scratch;
+  if (!b_scratch.allocate(slots * b_scratch_bytes)) {
+    return out_of_memory(op, "prepared B", slots * b_scratch_bytes);
+  }
   parallel_for(d.batch * tiles_per_batch, o.max_threads, [&](std::int64_t t0, std::int64_t t1) {
     alignas(64) std::int32_t raw[kMaxTileRows * kMaxTileCols];
+    std::int8_t* const b_prepared = b_scratch.data() + worker_slot() * b_scratch_bytes;
     for (std::int64_t t = t0; t < t1; ++t) {
       const std::int64_t bi = t / tiles_per_batch;
       const std::int64_t mb = (t % tiles_per_batch) / pl.n_blocks;
@@ -398,6 +406,10 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
         const std::int64_t n0 = pg * v.pack.panel_cols;
         const int cols = static_cast<int>(std::min<std::int64_t>(ka.panels * v.pack.panel_cols,
                                                                  d.n - n0));
+        if (kern.prepare_b != nullptr) {
+          kern.prepare_b(ka, b_prepared);
+          ka.b = b_prepared;
+        }
         for (std::int64_t mp = mp0; mp < mp1; ++mp) {
           const std::int64_t ap = bi * pl.m_panels + mp;
           ka.a = a_packed.data() + ap * panel_bytes;

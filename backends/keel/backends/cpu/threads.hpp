@@ -29,6 +29,27 @@ inline int thread_count(int max_threads) noexcept {
 #endif
 }
 
+// Per-thread scratch for a parallel_for's bodies: worker_slots() slots, sized before the loop,
+// and worker_slot() the calling thread's, in [0, worker_slots()). TBB numbers the threads of the
+// task arena the caller is in (the body runs there, or in a smaller arena nested in it, or on the
+// caller itself when the loop runs serially), so the slot is the thread's index in that arena
+// and the count its concurrency. Serial builds: one slot.
+inline int worker_slots() noexcept {
+#if KEEL_CPU_HAVE_TBB
+  return tbb::this_task_arena::max_concurrency();
+#else
+  return 1;
+#endif
+}
+inline int worker_slot() noexcept {
+#if KEEL_CPU_HAVE_TBB
+  const int i = tbb::this_task_arena::current_thread_index();
+  return i >= 0 ? i : 0;
+#else
+  return 0;
+#endif
+}
+
 // Runs body(begin, end) over disjoint ranges covering [0, count). Each index is one task the
 // caller sized (a tile block, a panel chunk); TBB steals them dynamically, which matters on a
 // shared, noisy machine more than the cost of a few extra task spawns.

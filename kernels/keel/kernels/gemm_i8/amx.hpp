@@ -14,25 +14,19 @@
 // is acc + sum of u8 x s8 products modulo 2^32: the microkernel contract of variant.hpp,
 // technique `dp4`, exact for every input, as vpdpbusd is.
 //
-// Layouts. B is the shared p8k4 layout: a panel's K group g (8 columns x 4 K values, 32 bytes)
-// is exactly one B tile row of 8 dword columns, and 16 consecutive groups (512 contiguous
-// bytes) one B tile of 16 rows x 32 bytes: loaded with a 32-byte row stride, nothing repacked.
-// A is the kernel's own layout, rows of 64 bytes of K: an A panel is, per block of 16 K groups
-// (64 K values), 32 rows x 64 bytes (2 KiB, two A tiles of 16 rows), K zero-padded to whole
-// blocks (a_panel_groups() in variant.hpp rounds the panel's size up to match). The last block's
-// B tile may then read up to 15 groups past the end of its panel: the next panel's bytes, or the
-// packed buffer's zeroed tail (kPackedBSlack, packing.hpp); the A bytes they meet are the zero
-// padding, so they add nothing.
+// Layouts. A is the kernel's own, rows of 64 bytes of K: an A panel is, per block of 16 K
+// groups (64 K values), 32 rows x 64 bytes (2 KiB, two A tiles of 16 rows), K zero-padded to
+// whole blocks (a_panel_groups() in variant.hpp rounds the panel's size up to match). B arrives
+// in the shared p8k4 panels, whose K group g (8 columns x 4 K values, 32 bytes) would be one row
+// of an 8-column tile; but tdpbusd takes the same time whatever the columns (measured: 8-column
+// tiles ran at half the rate of the ceiling row int8_mac/ceiling/amx), so prepare_b() joins
+// panels in pairs into 16-column tiles, once per panel group of a task (the driver reuses it
+// across the task's A panels): per pair and K block, 16 rows of 64 bytes (panel 2q's group in
+// bytes 0-31, panel 2q+1's in 32-63, zeros past K and for a missing odd panel).
 //
-// The tile: 32 rows x 16 columns = 2 A tiles x 2 B tiles = 4 C tiles of 16 x 8 int32, all 8 tile
-// registers; per K block 2 A loads, 2 B loads and 4 tdpbusd of 16 x 8 x 64 multiply-adds. A
-// call sweeps up to 16 panels (128 columns) pair by pair with one tile configuration.
-//
-// Shortcoming, measured and kept: the B tiles have 8 columns because a p8k4 group is 8 columns
-// wide, and tdpbusd's time does not depend on the columns, so this kernel reaches at most half
-// of the AMX rate (the ceiling row int8_mac/ceiling/amx, with 16-column tiles). A 16-column B
-// layout would double it, at the price of a second packed layout that the other kernels cannot
-// read (the GEMV path wants p8k4); it is future work.
+// The tile: 32 rows x 32 columns = 2 A tiles x 2 B tiles = 4 C tiles of 16 x 16 int32, all 8
+// tile registers; per K block 2 A loads, 2 B loads and 4 tdpbusd of 16 x 16 x 64 multiply-adds.
+// A call covers up to 16 panels (128 columns), two pairs at a time, K in chunks (kChunkBlocks).
 #pragma once
 
 #include "keel/kernels/gemm_i8/avx512vnni.hpp"
@@ -159,29 +153,57 @@ KEEL_TARGET_AMX inline void pack_a(const a_source& a, std::int64_t m0, int rows,
   }
 }
 
+// ---- B preparation ---------------------------------------------------------------------------
+
+// Bytes of one pair's prepared K block: 16 rows x 64 bytes.
+inline constexpr int kPairBlockBytes = kBlockGroups * 64;
+
+// a.panels p8k4 panels from a.b (a.b_panel_stride apart, a.kq groups each) into dst: pair q's
+// block blk at dst + (q * blocks + blk) * kPairBlockBytes, row r = K group blk * 16 + r, bytes
+// 0-31 from panel 2q, 32-63 from panel 2q + 1; zero past kq and for a missing panel 2q + 1.
+KEEL_TARGET_AMX inline void prepare_b(const ukernel_args& a, std::int8_t* dst) noexcept {
+  const std::int64_t blocks = (a.kq + kBlockGroups - 1) / kBlockGroups;
+  const int pairs = (a.panels + 1) / 2;
+  const __m256i zero = _mm256_setzero_si256();
+  for (int q = 0; q < pairs; ++q) {
+    const std::int8_t* lo = a.b + (2 * q) * a.b_panel_stride;
+    const bool has_hi = 2 * q + 1 < a.panels;
+    const std::int8_t* hi = has_hi ? lo + a.b_panel_stride : nullptr;
+    std::int8_t* out = dst + q * blocks * kPairBlockBytes;
+    for (std::int64_t g = 0; g < blocks * kBlockGroups; ++g) {
+      const bool in_k = g < a.kq;
+      const __m256i l =
+          in_k ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo + g * 32)) : zero;
+      const __m256i h =
+          in_k && has_hi ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hi + g * 32)) : zero;
+      _mm512_store_si512(out + g * 64, _mm512_inserti64x4(_mm512_castsi256_si512(l), h, 1));
+    }
+  }
+}
+
 // ---- gemm 32x128 -----------------------------------------------------------------------------
 
 namespace detail {
 
-// The tile configuration (palette 1): tmm0-3 C (16 rows x 32 bytes: 8 int32 columns; C[h][j] is
-// tmm 2h + j), tmm4-5 A (16 rows x 64 bytes), tmm6-7 B (16 rows x 32 bytes). Layout of the
-// 64-byte operand of ldtilecfg: byte 0 palette, byte 1 start row, bytes 16-47 the 16 tiles'
-// bytes per row (uint16), bytes 48-63 their rows (Intel SDM vol. 2, LDTILECFG).
+// The tile configuration (palette 1): tmm0-3 C (16 rows x 64 bytes: 16 int32 columns; C[h][j]
+// is tmm 2h + j), tmm4-5 A and tmm6-7 B (16 rows x 64 bytes). Layout of the 64-byte operand of
+// ldtilecfg: byte 0 palette, byte 1 start row, bytes 16-47 the 16 tiles' bytes per row
+// (uint16), bytes 48-63 their rows (Intel SDM vol. 2, LDTILECFG).
 struct alignas(64) tile_config {
   std::uint8_t palette = 1;
   std::uint8_t start_row = 0;
   std::uint8_t reserved[14] = {};
-  std::uint16_t colsb[16] = {32, 32, 32, 32, 64, 64, 32, 32};
+  std::uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
   std::uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
 };
 static_assert(sizeof(tile_config) == 64, "ldtilecfg reads 64 bytes");
 
-// Blocks [blk0, blk1) of K for the column pair (j, j + 1) of the call, or only j when Two is
-// false; Halves A tiles (rows 0-15, and 16-31 when 2). C starts from zero (First) or from the
-// partial sums in raw, and goes back to raw as int32 rows (16 rows per tile, valid or not: raw
-// has room for 32, and the epilogue reads only the valid ones).
+// Blocks [blk0, blk1) of K for prepared pairs q (b0) and q + 1 (b1; only q when Two is false);
+// Halves A tiles (rows 0-15, and 16-31 when 2). C starts from zero (First) or from the partial
+// sums in raw, and goes back to raw as int32 rows (16 rows per tile, valid or not: raw has room
+// for 32, and the epilogue reads only the valid ones; likewise the columns of a missing panel).
 template <int Halves, bool Two, bool First>
-KEEL_TARGET_AMX inline __attribute__((always_inline)) void panel_pair(
+KEEL_TARGET_AMX inline __attribute__((always_inline)) void pair_tiles(
     const std::uint8_t* a, const std::int8_t* b0, const std::int8_t* b1, std::int64_t blk0,
     std::int64_t blk1, std::int32_t* raw, std::int64_t ld_raw) noexcept {
   const std::int64_t stride = ld_raw * 4;
@@ -194,19 +216,19 @@ KEEL_TARGET_AMX inline __attribute__((always_inline)) void panel_pair(
     }
   } else {
     _tile_loadd(0, raw, stride);
-    if constexpr (Two) _tile_loadd(1, raw + 8, stride);
+    if constexpr (Two) _tile_loadd(1, raw + 16, stride);
     if constexpr (Halves == 2) {
       _tile_loadd(2, raw + 16 * ld_raw, stride);
-      if constexpr (Two) _tile_loadd(3, raw + 16 * ld_raw + 8, stride);
+      if constexpr (Two) _tile_loadd(3, raw + 16 * ld_raw + 16, stride);
     }
   }
   for (std::int64_t blk = blk0; blk < blk1; ++blk) {
     const std::uint8_t* ab = a + blk * kBlockBytes;
     _tile_loadd(4, ab, 64);
-    _tile_loadd(6, b0 + blk * (kBlockGroups * 32), 32);
+    _tile_loadd(6, b0 + blk * kPairBlockBytes, 64);
     _tile_dpbusd(0, 4, 6);
     if constexpr (Two) {
-      _tile_loadd(7, b1 + blk * (kBlockGroups * 32), 32);
+      _tile_loadd(7, b1 + blk * kPairBlockBytes, 64);
       _tile_dpbusd(1, 4, 7);
     }
     if constexpr (Halves == 2) {
@@ -216,33 +238,36 @@ KEEL_TARGET_AMX inline __attribute__((always_inline)) void panel_pair(
     }
   }
   _tile_stored(0, raw, stride);
-  if constexpr (Two) _tile_stored(1, raw + 8, stride);
+  if constexpr (Two) _tile_stored(1, raw + 16, stride);
   if constexpr (Halves == 2) {
     _tile_stored(2, raw + 16 * ld_raw, stride);
-    if constexpr (Two) _tile_stored(3, raw + 16 * ld_raw + 8, stride);
+    if constexpr (Two) _tile_stored(3, raw + 16 * ld_raw + 16, stride);
   }
 }
 
-// K blocks per chunk: the call walks K in chunks and, within a chunk, every column pair, so the
-// chunk of the A panel (16 KiB) stays in L1 while the B panels stream past it once; the price is
-// C's partial sums stored and reloaded once per chunk (2 KiB per pair against 8 x 4 tdpbusd).
-// Measured on 1024^3, one thread: the whole of K per pair (A re-read from L2 for every pair)
-// ran the kernel at about a third of its tdpbusd rate.
+// K blocks per chunk: the call walks K in chunks and, within a chunk, every pair of pairs, so the
+// chunk of the A panel (16 KiB) stays in L1 while the prepared B streams past it once; the price
+// is C's partial sums stored and reloaded once per chunk (4 KiB per 32 columns against 8 x 4
+// tdpbusd). Measured on 1024^3, one thread, before B was prepared: the whole of K per column
+// group (A re-read from L2 for each) ran the kernel at about a third of its tdpbusd rate.
 inline constexpr std::int64_t kChunkBlocks = 8;
 
 template <int Halves, bool First>
 KEEL_TARGET_AMX inline __attribute__((always_inline)) void chunk(const ukernel_args& p,
+                                                                 std::int64_t blocks,
                                                                  std::int64_t blk0,
                                                                  std::int64_t blk1) noexcept {
   const auto* a = static_cast<const std::uint8_t*>(p.a);
-  int j = 0;
-  for (; j + 2 <= p.panels; j += 2) {
-    panel_pair<Halves, true, First>(a, p.b + j * p.b_panel_stride, p.b + (j + 1) * p.b_panel_stride,
-                                    blk0, blk1, p.raw + j * 8, p.ld_raw);
+  const std::int64_t pair_bytes = blocks * kPairBlockBytes;
+  const int pairs = (p.panels + 1) / 2;
+  int q = 0;
+  for (; q + 2 <= pairs; q += 2) {
+    pair_tiles<Halves, true, First>(a, p.b + q * pair_bytes, p.b + (q + 1) * pair_bytes, blk0, blk1,
+                                    p.raw + q * 16, p.ld_raw);
   }
-  if (j < p.panels) {
-    panel_pair<Halves, false, First>(a, p.b + j * p.b_panel_stride, nullptr, blk0, blk1,
-                                     p.raw + j * 8, p.ld_raw);
+  if (q < pairs) {
+    pair_tiles<Halves, false, First>(a, p.b + q * pair_bytes, nullptr, blk0, blk1, p.raw + q * 16,
+                                     p.ld_raw);
   }
 }
 
@@ -258,14 +283,16 @@ KEEL_TARGET_AMX inline void configure_tiles() noexcept {
   if (std::memcmp(&current, &kWanted, sizeof(tile_config)) != 0) _tile_loadconfig(&kWanted);
 }
 
+// One call: p.b is prepare_b()'s output for the call's panels.
 template <int Halves>
 KEEL_TARGET_AMX void gemm_tiles(const ukernel_args& p) noexcept {
   configure_tiles();
   const std::int64_t blocks = (p.kq + kBlockGroups - 1) / kBlockGroups;
   const std::int64_t first_end = blocks < kChunkBlocks ? blocks : kChunkBlocks;
-  chunk<Halves, true>(p, 0, first_end);
+  chunk<Halves, true>(p, blocks, 0, first_end);
   for (std::int64_t blk0 = first_end; blk0 < blocks; blk0 += kChunkBlocks) {
-    chunk<Halves, false>(p, blk0, blk0 + kChunkBlocks < blocks ? blk0 + kChunkBlocks : blocks);
+    chunk<Halves, false>(p, blocks, blk0,
+                         blk0 + kChunkBlocks < blocks ? blk0 + kChunkBlocks : blocks);
   }
 }
 

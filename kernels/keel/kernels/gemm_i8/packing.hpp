@@ -60,11 +60,6 @@ constexpr std::int64_t packed_b_bytes(std::int64_t k, std::int64_t n, const pack
   return panel_count(n, p) * k_groups(k, p) * p.group_bytes();
 }
 
-// Zeroed bytes after a packed B buffer that a kernel may read: the AMX kernel's last K block
-// loads whole 16-group B tiles, up to 15 groups (480 bytes) past a panel, and multiplies them by
-// zero padding (amx.hpp).
-inline constexpr std::int64_t kPackedBSlack = 512;
-
 // The facts about packed B that decide whether a `ubs` kernel is exact (docs/cpu-backend.md,
 // "the ubs range check"). For every pair (b0, b1) of B' values that vpmaddubsw adds together
 // (K positions 2i and 2i+1 of one column), pos = max(b0,0) + max(b1,0) and

@@ -32,6 +32,7 @@ struct kernel {
   ukernel_fn fn;         // the microkernel: raw int32 tile
   epilogue_fn epilogue;  // the shared epilogue (epilogue.hpp) compiled for the kernel's ISA
   pack_a_fn pack_a;      // the A packer (packing.hpp) for v.a_layout(), compiled likewise
+  prepare_b_fn prepare_b = nullptr;  // a B layout of the kernel's own, or none (variant.hpp)
 };
 
 // The portable defaults: epilogue and A packer compiled for the build's baseline.
@@ -41,11 +42,15 @@ constexpr pack_a_fn portable_pack_a(const variant& v) noexcept {
 // Two overloads rather than a null default: under -fsanitize=undefined GCC 12 does not treat
 // "function pointer != nullptr" as a constant expression, and kRegistry must be one.
 constexpr kernel make_kernel(const variant& v, ukernel_fn fn) noexcept {
-  return kernel{v, make_name(v), fn, &apply_epilogue, portable_pack_a(v)};
+  return kernel{v, make_name(v), fn, &apply_epilogue, portable_pack_a(v), nullptr};
 }
 constexpr kernel make_kernel(const variant& v, ukernel_fn fn, epilogue_fn epi,
                              pack_a_fn pa) noexcept {
-  return kernel{v, make_name(v), fn, epi, pa};
+  return kernel{v, make_name(v), fn, epi, pa, nullptr};
+}
+constexpr kernel make_kernel(const variant& v, ukernel_fn fn, epilogue_fn epi, pack_a_fn pa,
+                             prepare_b_fn pb) noexcept {
+  return kernel{v, make_name(v), fn, epi, pa, pb};
 }
 
 namespace registry_detail {
@@ -60,10 +65,10 @@ inline constexpr int kGemvPanels = 16;
 inline constexpr kernel kRegistry[] = {
 #if defined(KEEL_GEMM_I8_HAVE_AMX)
     // Exact for all input (tdpbusd: amx.hpp), several times the VNNI rate per core. Its own A
-    // panels (64-byte K rows), the VNNI kernels' epilogue.
+    // panels (64-byte K rows) and B tiles (16 columns), the VNNI kernels' epilogue.
     make_kernel(registry_detail::gemm_u8s8(amx::kGemmRows, amx::kPanelsPerCall, isa::amx,
                                            technique::dp4),
-                &amx::gemm_dp4, &avx512vnni::epilogue, &amx::pack_a),
+                &amx::gemm_dp4, &avx512vnni::epilogue, &amx::pack_a, &amx::prepare_b),
 #endif
 #if defined(KEEL_GEMM_I8_HAVE_AVX512VNNI) && defined(KEEL_GEMM_I8_HAVE_AVX2)
     // Exact for all input and about 4x the AVX2 rate per core, so first where the CPU has it.

@@ -195,4 +195,11 @@ struct ukernel_args {
 
 using ukernel_fn = void (*)(const ukernel_args&);
 
+// A kernel's optional B preparation: rewrites the call's B panels (a.b, a.b_panel_stride, a.kq,
+// a.panels) into a layout of the kernel's own at dst, which the driver then hands to the kernel
+// as `b` in every call of the same panel group (once per group and task, reused across the
+// task's A panels). dst holds np * a_panel_groups(v, kq) * group_bytes bytes, 64-byte aligned.
+// Only the AMX kernel has one (amx.hpp: 16-column tiles from two 8-column panels).
+using prepare_b_fn = void (*)(const ukernel_args& a, std::int8_t* dst);
+
 }  // namespace keel::kernels::gemm_i8

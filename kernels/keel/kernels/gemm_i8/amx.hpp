@@ -27,6 +27,10 @@
 // The tile: 32 rows x 32 columns = 2 A tiles x 2 B tiles = 4 C tiles of 16 x 16 int32, all 8
 // tile registers; per K block 2 A loads, 2 B loads and 4 tdpbusd of 16 x 16 x 64 multiply-adds.
 // A call covers up to 16 panels (128 columns), two pairs at a time, K in chunks (kChunkBlocks).
+//
+// Shortcoming: the driver runs the shared epilogue after each call, while the tile unit idles;
+// with an output larger than L2 (1024^3) its stores are a third of the time
+// (docs/cpu-backend.md, "Known shortcomings (AMX)").
 #pragma once
 
 #include "keel/kernels/gemm_i8/avx512vnni.hpp"

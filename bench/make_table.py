@@ -156,7 +156,8 @@ def fmt_share(x):
 
 def best_ceiling(ceilings, op, threads, rate):
     """The ceiling row of `op` ("mem_read", "int8_mac") at `threads` with the highest rate over
-    every method measured (AVX2 and AVX-512 VNNI MAC loops; the read loops), and its method."""
+    every method measured (the AVX2, AVX-512 VNNI and AMX MAC loops; the read loops), and its
+    method."""
     found = [(rate(r), variant) for (o, variant, t), r in ceilings.items()
              if o == op and t == threads and rate(r)]
     return max(found) if found else (None, "")
@@ -165,7 +166,8 @@ def best_ceiling(ceilings, op, threads, rate):
 def ceiling_for(row, ceilings):
     """(value, label) of the ceiling a row is measured against, or (None, ''): GEMV rows against
     the fastest read loop, GEMM rows against the fastest int8 MAC loop of the same thread count
-    (on a CPU with AVX-512 VNNI, the vpdpbusd loop: every impl of the table may use it)."""
+    (on a CPU with AMX, the tdpbusd loop; with AVX-512 VNNI, the vpdpbusd loop: every impl of the
+    table may use it)."""
     if row.kind == "gemv":
         c, variant = best_ceiling(ceilings, "mem_read", row.threads, lambda r: r.bytes)
         return (c, f"read BW ({variant})") if c else (None, "")

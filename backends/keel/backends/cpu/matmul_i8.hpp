@@ -414,8 +414,16 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
           const std::int64_t ap = bi * pl.m_panels + mp;
           ka.a = a_packed.data() + ap * panel_bytes;
           ka.rows = static_cast<int>(std::min<std::int64_t>(v.mr, d.m - mp * v.mr));
-          kern.fn(ka);
-          kern.epilogue(e, raw, ka.ld_raw, mp * v.mr, ka.rows, n0, cols);
+          if (kern.epilogue_in_kernel) {
+            ka.epilogue_params = &e;
+            ka.out_m0 = mp * v.mr;
+            ka.out_n0 = n0;
+            ka.out_cols = cols;
+            kern.fn(ka);
+          } else {
+            kern.fn(ka);
+            kern.epilogue(e, raw, ka.ld_raw, mp * v.mr, ka.rows, n0, cols);
+          }
         }
       }
     }

@@ -33,6 +33,7 @@ struct kernel {
   epilogue_fn epilogue;  // the shared epilogue (epilogue.hpp) compiled for the kernel's ISA
   pack_a_fn pack_a;      // the A packer (packing.hpp) for v.a_layout(), compiled likewise
   prepare_b_fn prepare_b = nullptr;  // a B layout of the kernel's own, or none (variant.hpp)
+  bool epilogue_in_kernel = false;    // the kernel calls `epilogue` itself (ukernel_args)
 };
 
 // The portable defaults: epilogue and A packer compiled for the build's baseline.
@@ -42,15 +43,16 @@ constexpr pack_a_fn portable_pack_a(const variant& v) noexcept {
 // Two overloads rather than a null default: under -fsanitize=undefined GCC 12 does not treat
 // "function pointer != nullptr" as a constant expression, and kRegistry must be one.
 constexpr kernel make_kernel(const variant& v, ukernel_fn fn) noexcept {
-  return kernel{v, make_name(v), fn, &apply_epilogue, portable_pack_a(v), nullptr};
+  return kernel{v, make_name(v), fn, &apply_epilogue, portable_pack_a(v), nullptr, false};
 }
 constexpr kernel make_kernel(const variant& v, ukernel_fn fn, epilogue_fn epi,
                              pack_a_fn pa) noexcept {
-  return kernel{v, make_name(v), fn, epi, pa, nullptr};
+  return kernel{v, make_name(v), fn, epi, pa, nullptr, false};
 }
+// The AMX kernel's: its own B preparation, and it runs the epilogue itself.
 constexpr kernel make_kernel(const variant& v, ukernel_fn fn, epilogue_fn epi, pack_a_fn pa,
                              prepare_b_fn pb) noexcept {
-  return kernel{v, make_name(v), fn, epi, pa, pb};
+  return kernel{v, make_name(v), fn, epi, pa, pb, true};
 }
 
 namespace registry_detail {

@@ -191,6 +191,15 @@ struct ukernel_args {
   int panels = 0;                   // 1..np panels (gemv: any count the driver chooses)
   std::int32_t* raw = nullptr;      // [rows][ld_raw] int32 results
   std::int64_t ld_raw = 0;          // elements between rows of raw (>= panels * panel_cols)
+  // The call's epilogue, for a kernel that runs it itself (kernel::epilogue_in_kernel in
+  // registry.hpp: the AMX kernel, which overlaps it with its tile unit's work): the driver's
+  // epilogue for rows [out_m0, out_m0 + rows) and columns [out_n0, out_n0 + out_cols) of out,
+  // column c of raw being column out_n0 + c. Other kernels ignore these; the driver then calls
+  // the epilogue after the kernel.
+  const void* epilogue_params = nullptr;  // gemm_i8::epilogue_params (epilogue.hpp)
+  std::int64_t out_m0 = 0;
+  std::int64_t out_n0 = 0;
+  int out_cols = 0;
 };
 
 using ukernel_fn = void (*)(const ukernel_args&);

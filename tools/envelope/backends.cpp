@@ -11,6 +11,7 @@
 #include "keel/backends/cpu.hpp"
 #include "keel/backends/npu.hpp"
 #include "keel/backends/reference.hpp"
+#include "keel/kernels/gemm_i4/registry.hpp"
 #include "keel/kernels/gemm_i8/registry.hpp"
 #include "keel/router/router.hpp"
 
@@ -141,10 +142,12 @@ class slot final : public backend_slot {
 };
 
 // The registered int8 GEMM kernels this CPU can run, by their variant names.
-std::string cpu_kernels_text() {
+// The names of a registry's kernels this CPU runs, comma-separated.
+template <class Registry, class Available>
+std::string available_kernels_text(const Registry& registry, Available available) {
   std::string names;
-  for (const auto& k : kernels::gemm_i8::kRegistry) {
-    if (!kernels::gemm_i8::available(k.v)) continue;
+  for (const auto& k : registry) {
+    if (!available(k.v)) continue;
     if (!names.empty()) names += ", ";
     names += std::string(k.name.text, static_cast<std::size_t>(k.name.size));
   }
@@ -191,9 +194,13 @@ std::vector<std::unique_ptr<backend_slot>> make_backends(const backend_config& c
   backend_info cpu;
   const int threads = cpu_backend_threads(c.cpu_threads);
   cpu.detail = fmt::format(
-      "int8 GEMM kernels [{}]; conv2d 1x1 as GEMM, other convs, attention and matmul_i4 on the "
-      "reference kernels in parallel; {} thread{} ({})",
-      cpu_kernels_text(), threads, threads == 1 ? "" : "s",
+      "int8 GEMM kernels [{}]; int4 kernels [{}]; conv2d 1x1 as GEMM, other convs and "
+      "attention on the reference kernels in parallel; {} thread{} ({})",
+      available_kernels_text(kernels::gemm_i8::kRegistry,
+                             [](const auto& v) { return kernels::gemm_i8::available(v); }),
+      available_kernels_text(kernels::gemm_i4::kRegistry,
+                             [](const auto& v) { return kernels::gemm_i4::available(v); }),
+      threads, threads == 1 ? "" : "s",
       cpu_backend_has_tbb() ? "oneTBB" : "serial build, no oneTBB");
   v.push_back(std::make_unique<slot<backends::cpu_backend>>(backends::cpu_backend(o), cpu));
 

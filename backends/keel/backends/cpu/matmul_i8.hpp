@@ -61,7 +61,7 @@ struct matmul_options {
 };
 
 // The most rows and columns any registered kernel computes per call: the raw tile's size.
-inline constexpr int kMaxTileRows = 32;  // the avx512vnni gemm's 32 rows
+inline constexpr int kMaxTileRows = 32;  // the amx and avx512vnni gemms' 32 rows
 inline constexpr int kMaxTileCols = 128;
 constexpr bool registry_fits_tile() {
   for (const gk::kernel& k : gk::kRegistry) {

@@ -337,20 +337,21 @@ inline Status run(const matmul_i4_desc& d, const packed_weights& p, const matmul
 
   // Phase 2: the activation rows (the only failure after this point is none: see phase 3).
   prepared_rows pr;
-  KEEL_RETURN_IF_ERROR(prepare_rows(d, geo, a, dynamic, v.target == isa::avx2, o.max_threads, pr));
+  // Every non-scalar kernel's CPU has AVX2 (the AVX-512 kernels require it too).
+  KEEL_RETURN_IF_ERROR(
+      prepare_rows(d, geo, a, dynamic, v.target != isa::scalar, o.max_threads, pr));
 
-  // Phase 3: tiles. Each kernel call covers up to kChunkPanels panels into a stack tile.
+  // Phase 3: tiles. Each kernel call covers up to kChunkPanels panels (a gemv) or np panels (a
+  // gemm) of up to mr rows into a stack tile of kTileFloats.
   constexpr int kChunkPanels = 32;
-  constexpr int kMaxRows = 8;
-  static_assert(
-      [] {
-        for (const kernel& k : kRegistry) {
-          if (k.v.mr > kMaxRows || (k.v.op == kernel_op::gemm && k.v.np > kChunkPanels))
-            return false;
-        }
-        return true;
-      }(),
-      "a registered kernel's tile exceeds the driver's tile buffer");
+  constexpr int kTileFloats = [] {
+    int most = 0;
+    for (const kernel& k : kRegistry) {
+      most = std::max(most, k.v.mr * (k.v.op == kernel_op::gemv ? kChunkPanels : k.v.np));
+    }
+    return most * kPanelCols;
+  }();
+  static_assert(kTileFloats <= 4096, "the driver's tile buffer stays at most 16 KiB of stack");
   const std::int64_t rows = d.batch * d.m;
   const int threads = keel::backends::cpu_detail::thread_count(o.max_threads);
   const plan pl = make_plan(v, rows, geo.k_padded, dynamic, geo.panels, threads);
@@ -363,7 +364,7 @@ inline Status run(const matmul_i4_desc& d, const packed_weights& p, const matmul
 
   keel::backends::cpu_detail::parallel_for(
       pl.row_blocks * pl.panel_blocks, o.max_threads, [&](std::int64_t t0, std::int64_t t1) {
-        alignas(64) float tile[kMaxRows * kChunkPanels * kPanelCols];
+        alignas(64) float tile[kTileFloats];
         for (std::int64_t t = t0; t < t1; ++t) {
           const std::int64_t rb = t / pl.panel_blocks;
           const std::int64_t pb = t % pl.panel_blocks;

@@ -126,23 +126,43 @@ KEEL_I4_AVX512_TARGET inline void unpack(const kernel_args& p, chunk& c) noexcep
       }
     }
   }
-  // The start values of the pieces that open a group: -z * sum q, or -sum q with zero points.
+  // The start values, per row: -8 * qsum (or -qsum with zero points) of the chunk's groups,
+  // consecutive (a piece of a longer group is alone in its chunk), 16 at a time.
+  const std::int64_t g0 = c.pieces[0].g;
+  const __mmask16 m0 = c.count >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << c.count) - 1);
+  const __mmask16 m1 = c.count > 16 ? __mmask16((1u << (c.count - 16)) - 1) : __mmask16(0);
   for (int r = 0; r < p.rows; ++r) {
-    const std::int32_t* qs = p.qsum + r * p.ld_qsum;
-    for (int i = 0; i < c.count; ++i) {
-      const std::int32_t q = qs[c.pieces[i].g];
-      c.start[r][i] = ZP ? -q : -kDefaultZeroPoint * q;
+    const std::int32_t* qs = p.qsum + r * p.ld_qsum + g0;
+    for (int h = 0; h < 2; ++h) {
+      const __mmask16 m = h == 0 ? m0 : m1;
+      if (m == 0) break;
+      __m512i v = _mm512_maskz_loadu_epi32(m, qs + 16 * h);
+      if constexpr (!ZP) v = _mm512_slli_epi32(v, 3);
+      _mm512_store_si512(c.start[r] + 16 * h, _mm512_sub_epi32(_mm512_setzero_si512(), v));
     }
   }
 }
+static_assert(kDefaultZeroPoint == 8, "unpack multiplies by the default zero point with a shift");
+static_assert(kMaxPieces == 32, "unpack prepares the start values 16 at a time, twice");
 
-// Phase 2 and 3: Rows rows (row r0 of the call on) x Blocks blocks over the chunk.
+// The call's rows as a tile reads them (locals: the compiler cannot keep kernel_args' fields in
+// registers across the tile's stores).
+struct tile_rows_view {
+  const std::int8_t* q = nullptr;  // row 0 of the tile
+  std::int64_t lda = 0;
+  const float* a_scale = nullptr;
+  float* out = nullptr;
+  std::int64_t ld_out = 0;
+  int r0 = 0;  // the tile's first row in the call
+};
+
+// Phase 2 and 3: Rows rows x Blocks blocks over the chunk.
 template <int Rows, int Blocks, bool ZP>
-KEEL_I4_AVX512_TARGET inline void tile(const kernel_args& p, chunk& c, int r0,
-                                       __mmask16 last_mask) noexcept {
-  const auto* q = static_cast<const std::int8_t*>(p.a) + r0 * p.lda;
-  for (int i = 0; i < c.count; ++i) {
-    const piece& pc = c.pieces[i];
+KEEL_I4_AVX512_TARGET inline void tile(const tile_rows_view t, chunk& c,
+                                       const __mmask16 last_mask) noexcept {
+  const int count = c.count;
+  for (int i = 0; i < count; ++i) {
+    const piece pc = c.pieces[i];
     // Setup: a group's start value, or the sums it left open in the last chunk.
     __m512i acc[Rows][Blocks];
 #pragma GCC unroll 8
@@ -150,31 +170,36 @@ KEEL_I4_AVX512_TARGET inline void tile(const kernel_args& p, chunk& c, int r0,
 #pragma GCC unroll 2
       for (int b = 0; b < Blocks; ++b) {
         if (pc.ua != 0) {
-          acc[r][b] = _mm512_load_si512(c.open[r0 + r] + 16 * b);
+          acc[r][b] = _mm512_load_si512(c.open[t.r0 + r] + 16 * b);
         } else if constexpr (ZP) {
           acc[r][b] = _mm512_mullo_epi32(_mm512_load_si512(c.z[i][b]),
-                                         _mm512_set1_epi32(c.start[r0 + r][i]));
+                                         _mm512_set1_epi32(c.start[t.r0 + r][i]));
         } else {
-          acc[r][b] = _mm512_set1_epi32(c.start[r0 + r][i]);
+          acc[r][b] = _mm512_set1_epi32(c.start[t.r0 + r][i]);
         }
       }
     }
 
-    // Main loop: one K step (4 K values) of every block per iteration.
+    // Main loop: one unit (2 K steps of 4 K values) of every block per iteration.
     const std::uint8_t* wk = c.w + pc.step0 * kStepBytes;
-    const std::int8_t* qk = q + pc.k0 + pc.ua * kUnitK;
-    const std::int64_t steps = 2 * (pc.ub - pc.ua);
-    for (std::int64_t s = 0; s < steps; ++s) {
-      __m512i wv[Blocks];
+    const std::int8_t* qk = t.q + pc.k0 + pc.ua * kUnitK;
+    const std::int64_t units = pc.ub - pc.ua;
+    for (std::int64_t u = 0; u < units; ++u) {
 #pragma GCC unroll 2
-      for (int b = 0; b < Blocks; ++b) wv[b] = _mm512_load_si512(wk + s * kStepBytes + b * 64);
+      for (int h = 0; h < 2; ++h) {
+        __m512i wv[Blocks];
+#pragma GCC unroll 2
+        for (int b = 0; b < Blocks; ++b) {
+          wv[b] = _mm512_load_si512(wk + (2 * u + h) * kStepBytes + b * 64);
+        }
 #pragma GCC unroll 8
-      for (int r = 0; r < Rows; ++r) {
-        std::int32_t a4;
-        std::memcpy(&a4, qk + r * p.lda + 4 * s, sizeof(a4));
-        const __m512i ab = _mm512_set1_epi32(a4);
+        for (int r = 0; r < Rows; ++r) {
+          std::int32_t a4;
+          std::memcpy(&a4, qk + r * t.lda + u * kUnitK + 4 * h, sizeof(a4));
+          const __m512i ab = _mm512_set1_epi32(a4);
 #pragma GCC unroll 2
-        for (int b = 0; b < Blocks; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], wv[b], ab);
+          for (int b = 0; b < Blocks; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], wv[b], ab);
+        }
       }
     }
 
@@ -186,8 +211,8 @@ KEEL_I4_AVX512_TARGET inline void tile(const kernel_args& p, chunk& c, int r0,
         const __mmask16 m = b + 1 == Blocks ? last_mask : __mmask16(0xFFFF);
 #pragma GCC unroll 8
         for (int r = 0; r < Rows; ++r) {
-          float* o = p.out + (r0 + r) * p.ld_out + 16 * b;
-          const __m512 cs = _mm512_mul_ps(_mm512_set1_ps(p.a_scale[r0 + r]), s);  // a product only
+          float* o = t.out + r * t.ld_out + 16 * b;
+          const __m512 cs = _mm512_mul_ps(_mm512_set1_ps(t.a_scale[r]), s);  // a product only
           const __m512 sum = detail::add_rounded_product(_mm512_maskz_loadu_ps(m, o),
                                                          _mm512_cvtepi32_ps(acc[r][b]), cs);
           _mm512_mask_storeu_ps(o, m, sum);
@@ -197,18 +222,18 @@ KEEL_I4_AVX512_TARGET inline void tile(const kernel_args& p, chunk& c, int r0,
 #pragma GCC unroll 8
       for (int r = 0; r < Rows; ++r) {
 #pragma GCC unroll 2
-        for (int b = 0; b < Blocks; ++b) _mm512_store_si512(c.open[r0 + r] + 16 * b, acc[r][b]);
+        for (int b = 0; b < Blocks; ++b) _mm512_store_si512(c.open[t.r0 + r] + 16 * b, acc[r][b]);
       }
     }
   }
 }
 
 template <int Blocks, bool ZP, int Rows = 1>
-KEEL_I4_AVX512_TARGET inline void tile_rows(const kernel_args& p, chunk& c, int r0, int rows,
+KEEL_I4_AVX512_TARGET inline void tile_rows(const tile_rows_view t, chunk& c, int rows,
                                             __mmask16 last_mask) noexcept {
   if constexpr (Rows <= kTileRows) {
-    if (rows == Rows) return tile<Rows, Blocks, ZP>(p, c, r0, last_mask);
-    return tile_rows<Blocks, ZP, Rows + 1>(p, c, r0, rows, last_mask);
+    if (rows == Rows) return tile<Rows, Blocks, ZP>(t, c, last_mask);
+    return tile_rows<Blocks, ZP, Rows + 1>(t, c, rows, last_mask);
   }
 }
 
@@ -255,10 +280,17 @@ KEEL_I4_AVX512_TARGET inline void gemm_s8(const kernel_args& p) noexcept {
     unpack<ZP>(p, c);
     for (int r0 = 0; r0 < p.rows; r0 += kTileRows) {
       const int rows = std::min(kTileRows, p.rows - r0);
+      tile_rows_view t;
+      t.q = static_cast<const std::int8_t*>(p.a) + r0 * p.lda;
+      t.lda = p.lda;
+      t.a_scale = p.a_scale + r0;
+      t.out = p.out + r0 * p.ld_out;
+      t.ld_out = p.ld_out;
+      t.r0 = r0;
       if (blocks == 2) {
-        tile_rows<2, ZP>(p, c, r0, rows, last_mask);
+        tile_rows<2, ZP>(t, c, rows, last_mask);
       } else {
-        tile_rows<1, ZP>(p, c, r0, rows, last_mask);
+        tile_rows<1, ZP>(t, c, rows, last_mask);
       }
     }
   }

@@ -264,14 +264,17 @@ inline Status prepare_rows(const matmul_i4_desc& d, const packed_geometry& geo,
     return Status::Ok();
   }
 
-  // dynamic_s8: quantize every row (each checked finite first).
+  // dynamic_s8: quantize every row (each checked finite first). Rows start on a cache line, and
+  // rows a multiple of 512 bytes long get one line more: else the rows that a gemm tile reads
+  // side by side (K = 4096: 4096 bytes apart) fall in one L1 set and evict each other.
+  const std::int64_t lda = (kp + 63) / 64 * 64 + (kp % 512 == 0 ? 64 : 0);
   const bool strided = a.a.stride(a.a.rank - 1) != 1;
   buffer<float> scratch;     // dense copies of strided rows for the vector quantizer
   buffer<std::uint8_t> bad;  // [R] 1 where a row holds a non-finite value
-  if (!out.q.allocate(rows * kp) || !out.qsum.allocate(rows * geo.groups) ||
+  if (!out.q.allocate(rows * lda) || !out.qsum.allocate(rows * geo.groups) ||
       !out.a_scale.allocate(rows) || !bad.allocate(rows) ||
       !scratch.allocate(strided && use_avx2 ? rows * d.k : 0)) {
-    return out_of_memory("quantized activation rows", rows * (kp + 4 * geo.groups + 5));
+    return out_of_memory("quantized activation rows", rows * (lda + 4 * geo.groups + 5));
   }
   keel::backends::cpu_detail::parallel_for(
       rows, max_threads, [&](std::int64_t r0, std::int64_t r1) {
@@ -281,14 +284,14 @@ inline Status prepare_rows(const matmul_i4_desc& d, const packed_geometry& geo,
           if (bad[r]) continue;
           out.a_scale[r] = quantize_row(src, d.k, kp, d.group_size, geo.groups, use_avx2,
                                         scratch.empty() ? nullptr : scratch.data() + r * d.k,
-                                        out.q.data() + r * kp, out.qsum.data() + r * geo.groups);
+                                        out.q.data() + r * lda, out.qsum.data() + r * geo.groups);
         }
       });
   for (std::int64_t r = 0; r < rows; ++r) {
     if (bad[r]) return non_finite_activation(d, a);
   }
   out.a = out.q.data();
-  out.lda = kp;
+  out.lda = lda;
   return Status::Ok();
 }
 

@@ -1,23 +1,23 @@
 // keel/kernels/gemm_i4/avx512_gemm.hpp — the AVX-512 VNNI int4 GEMM kernel for dynamic_s8
-// activations (M > 4: prefill), gemm 64x32 dp4. Layout p8k8 (variant.hpp), unchanged: the packed
+// activations (M > 4: prefill), gemm 60x64 dp4. Layout p8k8 (variant.hpp), unchanged: the packed
 // weights of every other kernel. Compiled with function-level target attributes (AVX512F/BW/VL/
 // VNNI); the registry runs it only where avx512::missing_feature() finds nothing missing.
 //
 // Why not the GEMV's loop: gemv_s8_dp4 splits the nibbles of every 64-byte load for each of its
 // (at most 4) rows, and spreads each row's activations with vpermd. At M = 512 both costs are
-// per row; here each is paid once per call of 64 rows:
+// per row; here the split is paid once per call of 60 rows, and the activations need no spread:
 //
-//   1. unpack  per K chunk (kChunkUnits units, 512 K values), the call's 4 panels (32 columns)
+//   1. unpack  per K chunk (kChunkUnits units: 256 K values), the call's 8 panels (64 columns)
 //              are split into u8 values 0..15 in an L1 buffer laid out for vpdpbusd with a
 //              broadcast activation: one 64-byte vector per K step (4 K values) and 16 columns,
 //              dword c = column c's 4 values (lanes 0-7 panel 2b, lanes 8-15 panel 2b + 1). One
 //              p8k8 unit gives two steps: `& 0x0F` is K values 0..3, `>> 4 & 0x0F` 4..7. The
 //              scales (and zero points as int32) of each group go beside it in the same order.
-//   2. tiles   8 rows x 32 columns (16 int32 accumulators): per K step, 2 weight loads and, per
-//              row, the row's 4 s8 values broadcast (vpdpbusd's m32bcst operand: a load, no ALU
-//              uop) into 2 vpdpbusd. u (0..15) is vpdpbusd's unsigned operand and q (-127..127)
-//              its signed one; the 4 products and their sum enter the int32 lane with no
-//              saturation (Intel SDM, VPDPBUSD), so each lane is exact modulo 2^32.
+//   2. tiles   6 rows x 64 columns (24 int32 accumulators): per K step, 4 weight loads and, per
+//              row, the row's 4 s8 values broadcast (a load, no ALU uop) into 4 vpdpbusd. u
+//              (0..15) is vpdpbusd's unsigned operand and q (-127..127) its signed one; the 4
+//              products and their sum enter the int32 lane with no saturation (Intel SDM,
+//              VPDPBUSD), so each lane is exact modulo 2^32.
 //   3. groups  the accumulators start at -z * sum q (per row and group: -8 * qsum, prepared per
 //              chunk, one broadcast load; with zero points, z * -qsum per column, a vpmulld), so
 //              the lane ends at isum = sum q * (u - z), which validate() keeps inside int32:
@@ -25,12 +25,18 @@
 //              each rounded: c = a_scale * s, t = float(isum) * c, acc += t (add_rounded_product:
 //              never fused), acc in the call's out tile (L1), one output column per lane.
 //
-// Cost per group, 8 rows x 16 columns: 2 * units vpdpbusd per row, and the epilogue's 4 vector
-// uops per row (convert, 2 multiplies, add), all on the two 512-bit ports. At G = 32 (4 units)
-// that is 8 vpdpbusd to 4 epilogue uops: the epilogue caps the kernel near 2/3 of the int8 VNNI
-// MAC ceiling (docs/cpu-backend.md has the measured rate). With zero points, the vpmulld of the
-// start value adds 2 uops. A group longer than a chunk keeps its int32 sums in a buffer between
-// chunks.
+// Cost per group, per row and 16 columns: 2 * units vpdpbusd, and the epilogue's 4 vector uops
+// (convert, 2 multiplies, add), all on the two 512-bit ports. At G = 32 (4 units) that is 8
+// vpdpbusd to 4 epilogue uops: the epilogue alone caps the kernel at 2/3 of the int8 VNNI MAC
+// ceiling. Measured (docs/cpu-backend.md), it reaches about 35% of that ceiling at M = 512, N = K
+// = 4096, G = 32; what it loses beyond the epilogue was not pinned down on this machine (no
+// PMU counters under KVM; with A's rows read from L1 instead of L2 it ran 15% faster, so part
+// is A's latency). Tried and kept: 6x64 tiles over 8x32 and a prefetch of A's rows (each a few %
+// on a noisy shared machine), rows of the quantized A padded off a 512-byte multiple
+// (driver.hpp: rows 4096 bytes apart share L1 sets). Tried and dropped: 12x32 tiles (spills, 40%
+// slower), copying the tile's rows of A into L1 per chunk (no gain), chunks of 512 K values
+// (no gain). A group longer than a chunk (G = K > 256) keeps its int32 sums in a buffer between
+// chunks. Stack: about 45 KiB (the chunk) besides the driver's 15 KiB tile.
 #pragma once
 
 #include "keel/kernels/gemm_i4/avx512_gemv.hpp"
@@ -52,19 +58,21 @@
 
 namespace keel::kernels::gemm_i4::avx512 {
 
-inline constexpr int kGemmRows = 64;   // rows per call: each unpacked chunk serves 64 rows
-inline constexpr int kGemmPanels = 4;  // panels per call: 32 columns, two 16-column blocks
+inline constexpr int kGemmRows = 60;   // rows per call: 10 register tiles share each chunk
+inline constexpr int kGemmPanels = 8;  // panels per call: 64 columns, four 16-column blocks
 
 namespace gemm_detail {
 
 inline constexpr int kBlocks = kGemmPanels / 2;  // 16-column blocks (one zmm of int32 each)
-inline constexpr int kTileRows = 8;              // rows of one register tile
-// K units per chunk: 128 K steps x 2 blocks x 64 bytes = 16 KiB of unpacked weights, in L1 with
-// the 8 rows' activations (4 KiB) and the out tile (8 KiB).
-inline constexpr int kChunkUnits = 64;
+inline constexpr int kTileRows = 6;              // rows of one register tile: 24 accumulators
+// K units per chunk: 64 K steps x 4 blocks x 64 bytes = 16 KiB of unpacked weights, in L1 with
+// the tile's rows of activations and its part of the out tile.
+inline constexpr int kChunkUnits = 32;
 // Groups of a chunk: whole groups of at least 2 units (G >= 16), or one piece of one group.
 inline constexpr int kMaxPieces = kChunkUnits / 2;
-inline constexpr int kStepBytes = kBlocks * 64;  // one K step of the call's 32 columns
+inline constexpr int kStepBytes = kBlocks * 64;  // one K step of the call's 64 columns
+static_assert(kGemmRows % kTileRows == 0, "whole tiles in a full call");
+inline constexpr int kPrefetchA = 128;  // bytes ahead in each row of A
 
 // A piece of a chunk: units [ua, ub) of group g.
 struct piece {
@@ -143,7 +151,7 @@ KEEL_I4_AVX512_TARGET inline void unpack(const kernel_args& p, chunk& c) noexcep
   }
 }
 static_assert(kDefaultZeroPoint == 8, "unpack multiplies by the default zero point with a shift");
-static_assert(kMaxPieces == 32, "unpack prepares the start values 16 at a time, twice");
+static_assert(kMaxPieces <= 32, "unpack prepares the start values 16 at a time, twice");
 
 // The call's rows as a tile reads them (locals: the compiler cannot keep kernel_args' fields in
 // registers across the tile's stores).
@@ -161,13 +169,18 @@ template <int Rows, int Blocks, bool ZP>
 KEEL_I4_AVX512_TARGET inline void tile(const tile_rows_view t, chunk& c,
                                        const __mmask16 last_mask) noexcept {
   const int count = c.count;
+  // The rows' addresses as integers: the prefetches may point past the end of A (harmless: a
+  // prefetch never faults), which pointer arithmetic may not.
+  std::uintptr_t row_base[Rows];
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) row_base[r] = reinterpret_cast<std::uintptr_t>(t.q + r * t.lda);
   for (int i = 0; i < count; ++i) {
     const piece pc = c.pieces[i];
     // Setup: a group's start value, or the sums it left open in the last chunk.
     __m512i acc[Rows][Blocks];
 #pragma GCC unroll 8
     for (int r = 0; r < Rows; ++r) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int b = 0; b < Blocks; ++b) {
         if (pc.ua != 0) {
           acc[r][b] = _mm512_load_si512(c.open[t.r0 + r] + 16 * b);
@@ -184,11 +197,20 @@ KEEL_I4_AVX512_TARGET inline void tile(const tile_rows_view t, chunk& c,
     const std::uint8_t* wk = c.w + pc.step0 * kStepBytes;
     const std::int8_t* qk = t.q + pc.k0 + pc.ua * kUnitK;
     const std::int64_t units = pc.ub - pc.ua;
+    const std::int64_t kunit0 = pc.k0 / kUnitK + pc.ua;
     for (std::int64_t u = 0; u < units; ++u) {
+      // A's rows stream from L2, 8 bytes per row per unit: one prefetch per unit, the rows in
+      // turn, a line each (per row, a line per 8 units) two lines ahead.
+      {
+        const std::int64_t ku = kunit0 + u;
+        _mm_prefetch(reinterpret_cast<const char*>(row_base[ku % Rows] +
+                                                     static_cast<std::uintptr_t>(ku * kUnitK + kPrefetchA)),
+                     _MM_HINT_T0);
+      }
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {
         __m512i wv[Blocks];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int b = 0; b < Blocks; ++b) {
           wv[b] = _mm512_load_si512(wk + (2 * u + h) * kStepBytes + b * 64);
         }
@@ -197,7 +219,7 @@ KEEL_I4_AVX512_TARGET inline void tile(const tile_rows_view t, chunk& c,
           std::int32_t a4;
           std::memcpy(&a4, qk + r * t.lda + u * kUnitK + 4 * h, sizeof(a4));
           const __m512i ab = _mm512_set1_epi32(a4);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
           for (int b = 0; b < Blocks; ++b) acc[r][b] = _mm512_dpbusd_epi32(acc[r][b], wv[b], ab);
         }
       }
@@ -205,7 +227,7 @@ KEEL_I4_AVX512_TARGET inline void tile(const tile_rows_view t, chunk& c,
 
     // Group end: the reference's f32 steps into the out tile; else keep the sums open.
     if (pc.ub == pc.units) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int b = 0; b < Blocks; ++b) {
         const __m512 s = _mm512_load_ps(c.s[i][b]);
         const __mmask16 m = b + 1 == Blocks ? last_mask : __mmask16(0xFFFF);
@@ -221,7 +243,7 @@ KEEL_I4_AVX512_TARGET inline void tile(const tile_rows_view t, chunk& c,
     } else {
 #pragma GCC unroll 8
       for (int r = 0; r < Rows; ++r) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int b = 0; b < Blocks; ++b) _mm512_store_si512(c.open[t.r0 + r] + 16 * b, acc[r][b]);
       }
     }
@@ -234,6 +256,15 @@ KEEL_I4_AVX512_TARGET inline void tile_rows(const tile_rows_view t, chunk& c, in
   if constexpr (Rows <= kTileRows) {
     if (rows == Rows) return tile<Rows, Blocks, ZP>(t, c, last_mask);
     return tile_rows<Blocks, ZP, Rows + 1>(t, c, rows, last_mask);
+  }
+}
+
+template <bool ZP, int Blocks = kBlocks>
+KEEL_I4_AVX512_TARGET inline void block_dispatch(const tile_rows_view t, chunk& c, int rows,
+                                                 int blocks, __mmask16 last_mask) noexcept {
+  if constexpr (Blocks >= 1) {
+    if (blocks == Blocks) return tile_rows<Blocks, ZP>(t, c, rows, last_mask);
+    return block_dispatch<ZP, Blocks - 1>(t, c, rows, blocks, last_mask);
   }
 }
 
@@ -287,18 +318,14 @@ KEEL_I4_AVX512_TARGET inline void gemm_s8(const kernel_args& p) noexcept {
       t.out = p.out + r0 * p.ld_out;
       t.ld_out = p.ld_out;
       t.r0 = r0;
-      if (blocks == 2) {
-        tile_rows<2, ZP>(t, c, rows, last_mask);
-      } else {
-        tile_rows<1, ZP>(t, c, rows, last_mask);
-      }
+      block_dispatch<ZP>(t, c, rows, blocks, last_mask);
     }
   }
 }
 
 }  // namespace gemm_detail
 
-// gemm, dynamic_s8: up to 64 rows by up to 4 panels, the weights unpacked once per call.
+// gemm, dynamic_s8: up to 60 rows by up to 8 panels, the weights unpacked once per call.
 inline void gemm_s8_dp4(const kernel_args& p) noexcept {
   if (p.geo->has_zero_points) return gemm_detail::gemm_s8<true>(p);
   return gemm_detail::gemm_s8<false>(p);

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "keel/backends/cpu/buffer.hpp"
@@ -404,8 +405,14 @@ inline Status run(const matmul_i4_desc& d, const packed_weights& p, const matmul
                     out_base + (batched ? bi * a.out.stride(0) : 0) + m * a.out.stride(ro);
                 const std::int64_t sn = a.out.stride(ro + 1);
                 const float* src = tile + r * ka.ld_out;
-                for (std::int64_t c = 0; c < cols; ++c) {
-                  o_row[(n0 + c) * sn] = bias ? src[c] + bias[n0 + c] : src[c];
+                if (sn == 1 && bias == nullptr) {  // dense rows: loops the compiler vectorizes
+                  std::memcpy(o_row + n0, src, static_cast<std::size_t>(cols) * sizeof(float));
+                } else if (sn == 1) {
+                  for (std::int64_t c = 0; c < cols; ++c) o_row[n0 + c] = src[c] + bias[n0 + c];
+                } else {
+                  for (std::int64_t c = 0; c < cols; ++c) {
+                    o_row[(n0 + c) * sn] = bias ? src[c] + bias[n0 + c] : src[c];
+                  }
                 }
               }
             }

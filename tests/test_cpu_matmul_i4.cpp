@@ -448,8 +448,8 @@ TEST_CASE("cpu matmul_i4: many rows (several gemm calls per panel group), K over
     for (const std::int64_t g : {16, 32, 256, 0}) {  // 0: one group of K
       for (const std::int64_t k : {1031, 1024}) {
         const bool zp = r.uniform_int(0, 1) == 1;
-        problem p = make_problem(r, i4_activation::dynamic_s8, 1, m, r.uniform_int(1, 9) * 8 + 7,
-                                 k, g == 0 ? k : g, zp ? dtype::u4 : dtype::s4, zp, dtype::f32,
+        problem p = make_problem(r, i4_activation::dynamic_s8, 1, m, r.uniform_int(1, 9) * 8 + 7, k,
+                                 g == 0 ? k : g, zp ? dtype::u4 : dtype::s4, zp, dtype::f32,
                                  r.uniform_int(0, 1) == 1);
         INFO(shape_of(p));
         CHECK(check_every_kernel(p, m == 61) >= 1);

@@ -106,7 +106,8 @@ KEEL_I4_AVX512_TARGET inline void unpack(const kernel_args& p, chunk& c) noexcep
       const bool pair = 2 * b + 1 < p.panels;
       const std::uint8_t* w1 = pair ? w0 + p.panel_stride : w0;  // read only when pair
       for (std::int64_t u = pc.ua; u < pc.ub; ++u) {
-        const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + u * kUnitBytes));
+        const __m256i lo =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + u * kUnitBytes));
         const __m256i hi =
             pair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w1 + u * kUnitBytes))
                  : _mm256_setzero_si256();
@@ -118,8 +119,8 @@ KEEL_I4_AVX512_TARGET inline void unpack(const kernel_args& p, chunk& c) noexcep
       // The group's tail: its zero points start its first piece, its scales end its last.
       const std::uint8_t* t0 = w0 + pc.units * kUnitBytes;
       const std::uint8_t* t1 = w1 + pc.units * kUnitBytes;
-      const __m256 s1 = pair ? _mm256_loadu_ps(reinterpret_cast<const float*>(t1))
-                             : _mm256_setzero_ps();
+      const __m256 s1 =
+          pair ? _mm256_loadu_ps(reinterpret_cast<const float*>(t1)) : _mm256_setzero_ps();
       _mm512_store_ps(c.s[i][b], _mm512_castpd_ps(_mm512_insertf64x4(
                                      _mm512_castpd256_pd512(_mm256_castps_pd(
                                          _mm256_loadu_ps(reinterpret_cast<const float*>(t0)))),
@@ -128,9 +129,8 @@ KEEL_I4_AVX512_TARGET inline void unpack(const kernel_args& p, chunk& c) noexcep
         std::uint64_t z0, z1 = 0x0808080808080808u;  // a missing panel: any z (its scale is 0)
         std::memcpy(&z0, t0 + kScaleBytes, sizeof(z0));
         if (pair) std::memcpy(&z1, t1 + kScaleBytes, sizeof(z1));
-        _mm512_store_si512(c.z[i][b],
-                           _mm512_cvtepu8_epi32(_mm_set_epi64x(static_cast<long long>(z1),
-                                                               static_cast<long long>(z0))));
+        _mm512_store_si512(c.z[i][b], _mm512_cvtepu8_epi32(_mm_set_epi64x(
+                                          static_cast<long long>(z1), static_cast<long long>(z0))));
       }
     }
   }
@@ -203,9 +203,10 @@ KEEL_I4_AVX512_TARGET inline void tile(const tile_rows_view t, chunk& c,
       // turn, a line each (per row, a line per 8 units) two lines ahead.
       {
         const std::int64_t ku = kunit0 + u;
-        _mm_prefetch(reinterpret_cast<const char*>(row_base[ku % Rows] +
-                                                     static_cast<std::uintptr_t>(ku * kUnitK + kPrefetchA)),
-                     _MM_HINT_T0);
+        _mm_prefetch(
+            reinterpret_cast<const char*>(row_base[ku % Rows] +
+                                          static_cast<std::uintptr_t>(ku * kUnitK + kPrefetchA)),
+            _MM_HINT_T0);
       }
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {

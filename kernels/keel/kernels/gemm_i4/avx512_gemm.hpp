@@ -28,15 +28,17 @@
 // Cost per group, per row and 16 columns: 2 * units vpdpbusd, and the epilogue's 4 vector uops
 // (convert, 2 multiplies, add), all on the two 512-bit ports. At G = 32 (4 units) that is 8
 // vpdpbusd to 4 epilogue uops: the epilogue alone caps the kernel at 2/3 of the int8 VNNI MAC
-// ceiling. Measured (docs/cpu-backend.md), it reaches about 35% of that ceiling at M = 512, N = K
-// = 4096, G = 32; what it loses beyond the epilogue was not pinned down on this machine (no
-// PMU counters under KVM; with A's rows read from L1 instead of L2 it ran 15% faster, so part
-// is A's latency). Tried and kept: 6x64 tiles over 8x32 and a prefetch of A's rows (each a few %
-// on a noisy shared machine), rows of the quantized A padded off a 512-byte multiple
-// (driver.hpp: rows 4096 bytes apart share L1 sets). Tried and dropped: 12x32 tiles (spills, 40%
-// slower), copying the tile's rows of A into L1 per chunk (no gain), chunks of 512 K values
-// (no gain). A group longer than a chunk (G = K > 256) keeps its int32 sums in a buffer between
-// chunks. Stack: about 45 KiB (the chunk) besides the driver's 15 KiB tile.
+// ceiling. Measured (docs/cpu-backend.md), it reaches about 35% of that ceiling at M = 512,
+// N = K = 4096, G = 32, and 46% at G = 128: fitting both, the main loop runs at about half of the
+// vpdpbusd peak and a group end costs about 3.6 cycles per row and 16 columns. Why the main loop
+// loses half was not pinned down (no PMU counters under KVM; with A's rows read from L1 instead
+// of L2 it ran 15% faster, so part is A's latency). Kept: a prefetch of A's rows, the quantized
+// rows padded off a 512-byte multiple (driver.hpp: rows 4096 bytes apart share L1 sets). Tile
+// shapes 8x32, 6x64 and 4x64 measured within 3%; 12x32 spilled (40% slower). Dropped (no gain or
+// slower; the list is in docs/cpu-backend.md): copying A's rows into L1 per chunk, longer chunks,
+// deferring a group's epilogue past the next piece, an embedded-broadcast vpdpbusd. A group
+// longer than a chunk (G = K > 256) keeps its int32 sums in a buffer between chunks. Stack: about
+// 45 KiB (the chunk) besides the driver's 15 KiB tile.
 #pragma once
 
 #include "keel/kernels/gemm_i4/avx512_gemv.hpp"

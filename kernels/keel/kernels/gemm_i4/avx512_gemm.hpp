@@ -32,8 +32,8 @@
 // N = K = 4096, G = 32, and 46% at G = 128: fitting both, the main loop runs at about half of the
 // vpdpbusd peak and a group end costs about 3.6 cycles per row and 16 columns. Why the main loop
 // loses half was not pinned down (no PMU counters under KVM; with A's rows read from L1 instead
-// of L2 it ran 15% faster, so part is A's latency). Kept: a prefetch of A's rows, the quantized
-// rows padded off a 512-byte multiple (driver.hpp: rows 4096 bytes apart share L1 sets). Tile
+// of L2 it ran 15% faster, so part is A's latency). Kept: a prefetch of A's rows (1-3%), the
+// quantized rows padded off a 512-byte multiple (driver.hpp: rows 4096 bytes apart share L1 sets). Tile
 // shapes 8x32, 6x64 and 4x64 measured within 3%; 12x32 spilled (40% slower). Dropped (no gain or
 // slower; the list is in docs/cpu-backend.md): copying A's rows into L1 per chunk, longer chunks,
 // deferring a group's epilogue past the next piece, an embedded-broadcast vpdpbusd. A group

@@ -33,10 +33,10 @@
 // vpdpbusd peak and a group end costs about 3.6 cycles per row and 16 columns. Why the main loop
 // loses half was not pinned down (no PMU counters under KVM; with A's rows read from L1 instead
 // of L2 it ran 15% faster, so part is A's latency). Kept: a prefetch of A's rows (1-3%), the
-// quantized rows padded off a 512-byte multiple (driver.hpp: rows 4096 bytes apart share L1 sets). Tile
-// shapes 8x32, 6x64 and 4x64 measured within 3%; 12x32 spilled (40% slower). Dropped (no gain or
-// slower; the list is in docs/cpu-backend.md): copying A's rows into L1 per chunk, longer chunks,
-// deferring a group's epilogue past the next piece, an embedded-broadcast vpdpbusd. A group
+// quantized rows padded off a 512-byte multiple (driver.hpp: rows 4096 bytes apart share L1 sets).
+// Tile shapes 8x32, 6x64 and 4x64 measured within 3%; 12x32 spilled (40% slower). Dropped (no gain
+// or slower; the list is in docs/cpu-backend.md): copying A's rows into L1 per chunk, longer
+// chunks, deferring a group's epilogue past the next piece, an embedded-broadcast vpdpbusd. A group
 // longer than a chunk (G = K > 256) keeps its int32 sums in a buffer between chunks. Stack: about
 // 45 KiB (the chunk) besides the driver's 15 KiB tile.
 #pragma once

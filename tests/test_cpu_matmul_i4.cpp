@@ -272,7 +272,8 @@ TEST_CASE("cpu matmul_i4: the registry follows the name grammar, portable kernel
     CHECK(k.name.view() == gi::make_name(k.v).view());
     CHECK(gi::find_kernel(k.name.view()) == i);  // names are unique
     CHECK(k.v.mr >= 1);
-    CHECK(k.v.mr <= 8);
+    CHECK(k.v.mr <= 64);
+    CHECK(k.v.np >= 1);
   }
   CHECK(gi::find_kernel("gemm_s8u4_f32_p8k8_1x8_scalar_i32") >= 0);
   CHECK(gi::find_kernel("gemm_f32u4_f32_p8k8_1x8_scalar_ord") >= 0);
@@ -434,6 +435,49 @@ TEST_CASE("cpu matmul_i4: long groups and large K, int32 blocks inside a group")
     }
   }
 }
+
+TEST_CASE("cpu matmul_i4: many rows (several gemm calls per panel group), K over many chunks") {
+  // The AVX-512 gemm takes 60 rows by 64 columns per call in register tiles of 6 rows, and
+  // unpacks K in chunks of 256 values (whole groups, or one piece of a longer group): rows past
+  // one call and past a tile, columns past a call, K across chunks, groups that fill a chunk
+  // exactly (G = 16: 16 groups; G = 256: one) or span chunks (G = K).
+  testing::rng r(509);
+  INFO("seed " << r.seed());
+  int cases = 0;
+  for (const std::int64_t m : {59, 60, 61, 127}) {
+    for (const std::int64_t g : {16, 32, 256, 0}) {  // 0: one group of K
+      for (const std::int64_t k : {1031, 1024}) {
+        const bool zp = r.uniform_int(0, 1) == 1;
+        problem p = make_problem(r, i4_activation::dynamic_s8, 1, m, r.uniform_int(1, 9) * 8 + 7, k,
+                                 g == 0 ? k : g, zp ? dtype::u4 : dtype::s4, zp, dtype::f32,
+                                 r.uniform_int(0, 1) == 1);
+        INFO(shape_of(p));
+        CHECK(check_every_kernel(p, m == 61) >= 1);
+        ++cases;
+      }
+    }
+  }
+  CHECK(cases == 4 * 4 * 2);
+}
+
+#if defined(KEEL_GEMM_I4_HAVE_AVX512)
+TEST_CASE("cpu matmul_i4 dynamic_s8: the AVX-512 gemm is the backend's choice for M > 4") {
+  const int i = gi::find_kernel("gemm_s8u4_f32_p8k8_60x64_avx512vnni_dp4");
+  REQUIRE(i >= 0);
+  if (!gi::available(gi::kRegistry[i].v)) {
+    MESSAGE("skipping: this CPU lacks AVX-512 VNNI (" << gi::avx512::missing_feature() << ")");
+    return;
+  }
+  matmul_i4_desc d;
+  d.activation = i4_activation::dynamic_s8;
+  for (const std::int64_t m : {5, 64, 512}) {
+    d.m = m;
+    Result<int> chosen = gi::choose_kernel(d, -1);
+    REQUIRE(chosen.ok());
+    CHECK(chosen.value() == i);
+  }
+}
+#endif
 
 TEST_CASE("cpu matmul_i4 dynamic_s8: the extremes of the int16 pairs and int32 group sums") {
   // Every |q| = 127 (a row of +-1 values: a_scale = 1/127, q = +-127) against weights at the

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "keel/backends/cpu/buffer.hpp"
@@ -264,14 +265,17 @@ inline Status prepare_rows(const matmul_i4_desc& d, const packed_geometry& geo,
     return Status::Ok();
   }
 
-  // dynamic_s8: quantize every row (each checked finite first).
+  // dynamic_s8: quantize every row (each checked finite first). Rows start on a cache line, and
+  // rows a multiple of 512 bytes long get one line more: else the rows that a gemm tile reads
+  // side by side (K = 4096: 4096 bytes apart) fall in one L1 set and evict each other.
+  const std::int64_t lda = (kp + 63) / 64 * 64 + (kp % 512 == 0 ? 64 : 0);
   const bool strided = a.a.stride(a.a.rank - 1) != 1;
   buffer<float> scratch;     // dense copies of strided rows for the vector quantizer
   buffer<std::uint8_t> bad;  // [R] 1 where a row holds a non-finite value
-  if (!out.q.allocate(rows * kp) || !out.qsum.allocate(rows * geo.groups) ||
+  if (!out.q.allocate(rows * lda) || !out.qsum.allocate(rows * geo.groups) ||
       !out.a_scale.allocate(rows) || !bad.allocate(rows) ||
       !scratch.allocate(strided && use_avx2 ? rows * d.k : 0)) {
-    return out_of_memory("quantized activation rows", rows * (kp + 4 * geo.groups + 5));
+    return out_of_memory("quantized activation rows", rows * (lda + 4 * geo.groups + 5));
   }
   keel::backends::cpu_detail::parallel_for(
       rows, max_threads, [&](std::int64_t r0, std::int64_t r1) {
@@ -281,14 +285,14 @@ inline Status prepare_rows(const matmul_i4_desc& d, const packed_geometry& geo,
           if (bad[r]) continue;
           out.a_scale[r] = quantize_row(src, d.k, kp, d.group_size, geo.groups, use_avx2,
                                         scratch.empty() ? nullptr : scratch.data() + r * d.k,
-                                        out.q.data() + r * kp, out.qsum.data() + r * geo.groups);
+                                        out.q.data() + r * lda, out.qsum.data() + r * geo.groups);
         }
       });
   for (std::int64_t r = 0; r < rows; ++r) {
     if (bad[r]) return non_finite_activation(d, a);
   }
   out.a = out.q.data();
-  out.lda = kp;
+  out.lda = lda;
   return Status::Ok();
 }
 
@@ -337,20 +341,21 @@ inline Status run(const matmul_i4_desc& d, const packed_weights& p, const matmul
 
   // Phase 2: the activation rows (the only failure after this point is none: see phase 3).
   prepared_rows pr;
-  KEEL_RETURN_IF_ERROR(prepare_rows(d, geo, a, dynamic, v.target == isa::avx2, o.max_threads, pr));
+  // Every non-scalar kernel's CPU has AVX2 (the AVX-512 kernels require it too).
+  KEEL_RETURN_IF_ERROR(
+      prepare_rows(d, geo, a, dynamic, v.target != isa::scalar, o.max_threads, pr));
 
-  // Phase 3: tiles. Each kernel call covers up to kChunkPanels panels into a stack tile.
+  // Phase 3: tiles. Each kernel call covers up to kChunkPanels panels (a gemv) or np panels (a
+  // gemm) of up to mr rows into a stack tile of kTileFloats.
   constexpr int kChunkPanels = 32;
-  constexpr int kMaxRows = 8;
-  static_assert(
-      [] {
-        for (const kernel& k : kRegistry) {
-          if (k.v.mr > kMaxRows || (k.v.op == kernel_op::gemm && k.v.np > kChunkPanels))
-            return false;
-        }
-        return true;
-      }(),
-      "a registered kernel's tile exceeds the driver's tile buffer");
+  constexpr int kTileFloats = [] {
+    int most = 0;
+    for (const kernel& k : kRegistry) {
+      most = std::max(most, k.v.mr * (k.v.op == kernel_op::gemv ? kChunkPanels : k.v.np));
+    }
+    return most * kPanelCols;
+  }();
+  static_assert(kTileFloats <= 4096, "the driver's tile buffer stays at most 16 KiB of stack");
   const std::int64_t rows = d.batch * d.m;
   const int threads = keel::backends::cpu_detail::thread_count(o.max_threads);
   const plan pl = make_plan(v, rows, geo.k_padded, dynamic, geo.panels, threads);
@@ -363,7 +368,7 @@ inline Status run(const matmul_i4_desc& d, const packed_weights& p, const matmul
 
   keel::backends::cpu_detail::parallel_for(
       pl.row_blocks * pl.panel_blocks, o.max_threads, [&](std::int64_t t0, std::int64_t t1) {
-        alignas(64) float tile[kMaxRows * kChunkPanels * kPanelCols];
+        alignas(64) float tile[kTileFloats];
         for (std::int64_t t = t0; t < t1; ++t) {
           const std::int64_t rb = t / pl.panel_blocks;
           const std::int64_t pb = t % pl.panel_blocks;
@@ -400,8 +405,14 @@ inline Status run(const matmul_i4_desc& d, const packed_weights& p, const matmul
                     out_base + (batched ? bi * a.out.stride(0) : 0) + m * a.out.stride(ro);
                 const std::int64_t sn = a.out.stride(ro + 1);
                 const float* src = tile + r * ka.ld_out;
-                for (std::int64_t c = 0; c < cols; ++c) {
-                  o_row[(n0 + c) * sn] = bias ? src[c] + bias[n0 + c] : src[c];
+                if (sn == 1 && bias == nullptr) {  // dense rows: loops the compiler vectorizes
+                  std::memcpy(o_row + n0, src, static_cast<std::size_t>(cols) * sizeof(float));
+                } else if (sn == 1) {
+                  for (std::int64_t c = 0; c < cols; ++c) o_row[n0 + c] = src[c] + bias[n0 + c];
+                } else {
+                  for (std::int64_t c = 0; c < cols; ++c) {
+                    o_row[(n0 + c) * sn] = bias ? src[c] + bias[n0 + c] : src[c];
+                  }
                 }
               }
             }

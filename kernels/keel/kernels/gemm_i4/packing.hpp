@@ -113,13 +113,25 @@ inline bool f32_scaled_conversion_ok(const row_source& src, std::int64_t k,
   return true;
 }
 
-// Whether a row holds only finite values (the dynamic_s8 precondition).
+// Whether a row holds only finite values (the dynamic_s8 precondition). A dense row is checked
+// on the bits with no early exit (an all-ones exponent is an infinity or a NaN), so that the
+// compiler vectorizes it: the early-exit loop of std::isfinite took 7% of a 512-row GEMM's call.
 inline bool row_is_finite(const row_source& src, std::int64_t k) noexcept {
   const float* x = src.base + src.offset;
-  for (std::int64_t i = 0; i < k; ++i) {
-    if (!std::isfinite(x[i * src.stride])) return false;
+  if (src.stride != 1) {
+    for (std::int64_t i = 0; i < k; ++i) {
+      if (!std::isfinite(x[i * src.stride])) return false;
+    }
+    return true;
   }
-  return true;
+  constexpr std::uint32_t kExponent = 0x7F800000u;
+  std::uint32_t non_finite = 0;
+  for (std::int64_t i = 0; i < k; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof(bits));
+    non_finite |= static_cast<std::uint32_t>((bits & kExponent) == kExponent);
+  }
+  return non_finite == 0;
 }
 
 #if defined(KEEL_GEMM_I4_HAVE_AVX2)

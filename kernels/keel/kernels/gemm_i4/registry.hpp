@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "keel/kernels/gemm_i4/avx2.hpp"
+#include "keel/kernels/gemm_i4/avx512_gemm.hpp"
 #include "keel/kernels/gemm_i4/avx512_gemv.hpp"
 #include "keel/kernels/gemm_i4/scalar.hpp"
 #include "keel/kernels/gemm_i4/variant.hpp"
@@ -32,6 +33,9 @@ inline constexpr kernel kRegistry[] = {
                 &avx512::gemv_s8_dp4),
     make_kernel({kernel_op::gemv, activation::f32, 1, 2, isa::avx512vnni, technique::ord},
                 &avx512::gemv_f32_ord),
+    make_kernel({kernel_op::gemm, activation::s8, avx512::kGemmRows, avx512::kGemmPanels,
+                 isa::avx512vnni, technique::dp4},
+                &avx512::gemm_s8_dp4),
 #endif
 #if defined(KEEL_GEMM_I4_HAVE_AVX2)
     make_kernel({kernel_op::gemv, activation::s8, 4, 1, isa::avx2, technique::ubs},

@@ -14,13 +14,13 @@
 #include <cstdint>
 #include <string_view>
 
-#include "keel/ops.hpp"
 #include "keel/backends/cpu/buffer.hpp"
 #include "keel/backends/cpu/threads.hpp"
 #include "keel/kernels/gemm_i8/epilogue.hpp"
 #include "keel/kernels/gemm_i8/packing.hpp"
 #include "keel/kernels/gemm_i8/registry.hpp"
 #include "keel/kernels/reference/matmul_i8.hpp"
+#include "keel/ops.hpp"
 
 namespace keel::backends {
 
@@ -28,12 +28,12 @@ namespace keel::backends {
 // memory) and passes it to run(); it is immutable after packing, so several threads may run
 // with the same packed weights at once.
 struct cpu_packed_matmul_i8 {
-  matmul_i8_desc desc{};                   // the desc it was packed for
-  kernels::gemm_i8::packing layout{};      // the B layout (every registered kernel reads p8k4)
-  std::int64_t kq = 0;                     // K groups per panel
-  std::int64_t panels = 0;                 // B panels per matrix
-  std::int64_t matrices = 0;               // desc.batch if desc.b_batched, else 1
-  cpu_detail::aligned_buffer<std::int8_t> b;             // [matrices][panels][kq][group_bytes]
+  matmul_i8_desc desc{};                      // the desc it was packed for
+  kernels::gemm_i8::packing layout{};         // the B layout (every registered kernel reads p8k4)
+  std::int64_t kq = 0;                        // K groups per panel
+  std::int64_t panels = 0;                    // B panels per matrix
+  std::int64_t matrices = 0;                  // desc.batch if desc.b_batched, else 1
+  cpu_detail::aligned_buffer<std::int8_t> b;  // [matrices][panels][kq][group_bytes]
   cpu_detail::aligned_buffer<std::int32_t> colsum;       // [matrices][panels * panel_cols]
   cpu_detail::aligned_buffer<std::int32_t> zb;           // zb'[panels * panel_cols] (mapped)
   cpu_detail::aligned_buffer<std::int32_t> bias;         // [panels * panel_cols], empty if none
@@ -45,8 +45,8 @@ struct cpu_packed_matmul_i8 {
   std::int64_t padded_n() const noexcept { return panels * layout.panel_cols; }
   // Bytes of memory it holds.
   std::int64_t bytes() const noexcept {
-    return b.size() + 4 * (colsum.size() + zb.size() + bias.size() + scale.size() +
-                           zero_points.size()) +
+    return b.size() +
+           4 * (colsum.size() + zb.size() + bias.size() + scale.size() + zero_points.size()) +
            static_cast<std::int64_t>(sizeof(channel_requant)) * requant.size();
   }
 };
@@ -56,7 +56,7 @@ namespace cpu_detail {
 namespace gk = keel::kernels::gemm_i8;
 
 struct matmul_options {
-  int max_threads = 0;   // 0: all the runtime offers; 1: serial
+  int max_threads = 0;     // 0: all the runtime offers; 1: serial
   int forced_kernel = -1;  // index into gk::kRegistry, or -1 to choose
 };
 
@@ -78,8 +78,8 @@ inline Status out_of_memory(std::string_view op, const char* what, std::int64_t 
 
 // ---- pack ---------------------------------------------------------------------------------
 
-inline Result<cpu_packed_matmul_i8> pack_matmul_i8(const matmul_i8_desc& d,
-                                                    const matmul_i8_args& a, int max_threads) {
+inline Result<cpu_packed_matmul_i8> pack_matmul_i8(const matmul_i8_desc& d, const matmul_i8_args& a,
+                                                   int max_threads) {
   constexpr std::string_view op = "matmul_i8";
   // Validation: the desc, B and the per-column arrays (A and out are run()'s business).
   if (Status s = validate(d); !s.ok()) return s;
@@ -363,6 +363,8 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
   const int ro = batched ? 1 : 0;
   const std::int64_t matrix_bytes = p.panels * p.kq * v.pack.group_bytes();
   const std::int64_t tiles_per_batch = pl.m_blocks * pl.n_blocks;
+  const bool zb_zero =
+      std::all_of(p.zb.data(), p.zb.data() + pn, [](std::int32_t z) { return z == 0; });
   // B in the kernel's own layout, where it has one: one scratch per thread, sized here so that
   // running out of memory is reported before anything is written.
   const std::int64_t b_scratch_bytes =
@@ -387,6 +389,7 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
       e.out_stride_m = a.out.stride(ro);
       e.out_stride_n = a.out.stride(ro + 1);
       e.zb = p.zb.data();
+      e.zb_zero = zb_zero;
       e.colterm = colterm.data() + mi * pn;
       e.bias = p.bias.empty() ? nullptr : p.bias.data();
       e.rq = rq;
@@ -404,8 +407,8 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
         ka.raw = raw;
         ka.ld_raw = v.nr();
         const std::int64_t n0 = pg * v.pack.panel_cols;
-        const int cols = static_cast<int>(std::min<std::int64_t>(ka.panels * v.pack.panel_cols,
-                                                                 d.n - n0));
+        const int cols =
+            static_cast<int>(std::min<std::int64_t>(ka.panels * v.pack.panel_cols, d.n - n0));
         if (kern.prepare_b != nullptr) {
           kern.prepare_b(ka, b_prepared);
           ka.b = b_prepared;

@@ -491,6 +491,7 @@ KEEL_TARGET_AVX512VNNI inline void epilogue(const epilogue_params& e, const std:
   const std::int32_t* const bias_data = e.bias;
   void* const out_data = e.out_data;
   const std::int64_t out_base = e.out_base, out_stride_m = e.out_stride_m;
+  const bool zb_zero = e.zb_zero;
   const __m512i zero = _mm512_setzero_si512();
   const __m512i int_max = _mm512_set1_epi32(INT32_MAX);
   for (int c0 = 0; c0 < cols; c0 += 16) {
@@ -530,8 +531,13 @@ KEEL_TARGET_AVX512VNNI inline void epilogue(const epilogue_params& e, const std:
                        _mm512_castsi256_si512(raw_lo),
                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw_row + 8)), 1)
                  : _mm512_castsi256_si512(raw_lo);
-      __m512i acc = _mm512_add_epi32(
-          _mm512_sub_epi32(raw_v, _mm512_mullo_epi32(zb, _mm512_set1_epi32(rowsum[m]))), colterm);
+      // vpmulld is two uops on one port: skipped for symmetric weights, the common case.
+      __m512i acc =
+          zb_zero
+              ? _mm512_add_epi32(raw_v, colterm)
+              : _mm512_add_epi32(
+                    _mm512_sub_epi32(raw_v, _mm512_mullo_epi32(zb, _mm512_set1_epi32(rowsum[m]))),
+                    colterm);
       if (bias_data != nullptr) {
         const __m512i sum = _mm512_add_epi32(acc, bias);
         const __mmask16 overflow = _mm512_cmplt_epi32_mask(

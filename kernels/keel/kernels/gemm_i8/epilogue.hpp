@@ -36,6 +36,7 @@ struct epilogue_params {
   const std::int32_t* bias = nullptr;     // bias[n], or null for none
   const channel_requant* rq = nullptr;    // per column, for f32, s8 and u8 outputs
   const std::int32_t* rowsum = nullptr;   // rowsum(A')[m] of this matrix
+  bool zb_zero = false;  // every zb'[n] is 0 (symmetric weights): an epilogue may skip zb' * rowsum
 };
 
 // Saturating int32 addition: the reference's add_bias (sum + bias clamped to int32).

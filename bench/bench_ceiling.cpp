@@ -148,44 +148,11 @@ bool has_vnni512() {
 constexpr std::int64_t kMacOpsPerIteration = std::int64_t{1} << 27;
 
 // ---- int8 MAC ceiling: AMX --------------------------------------------------------------------
-// tdpbusd on full tiles: C (16 x 16 int32) += A (16 x 64 u8) . B (16 rows x 64 s8), 16 x 16 x 64
-// MACs an instruction, four independent C tiles (2 A x 2 B: all 8 tile registers) so that no
-// accumulator chain waits on the previous tdpbusd. The operand tiles are loaded once; the loop
-// only multiplies. This is the rate of 16-column tiles: keel's AMX kernel runs 8-column tiles
-// (its B panels are 8 columns wide, amx.hpp), at most half of it.
-constexpr std::int64_t kAmxOpsPerBlock = 4 * 2 * 16 * 16 * 64;
+// amx::peak_loop (keel/kernels/gemm_i8/amx.hpp): tdpbusd into four independent 16 x 16 C tiles,
+// the operand tiles loaded once. This is the rate of 16-column tiles, which keel's AMX kernel
+// runs too (it joins 8-column panels in pairs).
 // 32 times kMacOpsPerIteration: about the same wall time per iteration at the AMX rate.
 constexpr std::int64_t kAmxOpsPerIteration = std::int64_t{1} << 32;
-
-#if defined(KEEL_GEMM_I8_HAVE_AMX)
-__attribute__((target("amx-tile,amx-int8"))) void amx_mac_loop(std::int64_t blocks) {
-  struct alignas(64) {
-    std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
-    std::uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
-    std::uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
-  } cfg;
-  alignas(64) static const std::uint8_t operand[1024] = {1};
-  _tile_loadconfig(&cfg);
-  _tile_loadd(4, operand, 64);
-  _tile_loadd(5, operand, 64);
-  _tile_loadd(6, operand, 64);
-  _tile_loadd(7, operand, 64);
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  for (std::int64_t i = 0; i < blocks; ++i) {
-    _tile_dpbusd(0, 4, 6);
-    _tile_dpbusd(1, 4, 7);
-    _tile_dpbusd(2, 5, 6);
-    _tile_dpbusd(3, 5, 7);
-  }
-  alignas(64) std::int32_t sink[256];
-  _tile_stored(0, sink, 64);
-  _tile_release();
-  benchmark::DoNotOptimize(sink[0]);
-}
-#endif
 
 void amx_ceiling(benchmark::State& state, int threads) {
 #if defined(KEEL_GEMM_I8_HAVE_AMX)
@@ -193,11 +160,13 @@ void amx_ceiling(benchmark::State& state, int threads) {
     state.SkipWithError(why);
     return;
   }
-  const std::int64_t blocks = kAmxOpsPerIteration / kAmxOpsPerBlock;
+  namespace amx = keel::kernels::gemm_i8::amx;
+  const std::int64_t iterations = kAmxOpsPerIteration / amx::kPeakOpsPerIteration;
   team t(threads);
-  const std::function<void(int)> job = [&](int) { amx_mac_loop(blocks); };
+  const std::function<void(int)> job = [&](int) { amx::peak_loop(iterations); };
   for (auto _ : state) t.run(job);
-  set_counters(state, static_cast<double>(blocks * kAmxOpsPerBlock) * threads, 0.0, threads, 1);
+  set_counters(state, static_cast<double>(iterations * amx::kPeakOpsPerIteration) * threads, 0.0,
+               threads, 1);
 #else
   (void)threads;
   state.SkipWithError("keel's AMX kernel is not built here (x86-64 Linux only)");
@@ -272,7 +241,7 @@ __attribute__((target("avx2"))) std::uint64_t read_sum(const std::uint8_t* p, st
 // prefetch Prefetch bytes ahead of each stream (0: none; Nta: prefetchnta instead of prefetcht0).
 template <int Streams, int Prefetch, bool Nta>
 __attribute__((target("avx512f"))) std::uint64_t read_sum512(const std::uint8_t* p,
-                                                            std::int64_t bytes) {
+                                                             std::int64_t bytes) {
   __m512i s[8];
   for (auto& v : s) v = _mm512_setzero_si512();
   const std::int64_t part = (bytes / Streams) & ~std::int64_t{255};  // whole steps per stream
@@ -410,10 +379,9 @@ const bool g_registered = [] {
                                         [t](benchmark::State& st) { amx_ceiling(st, t); }));
     for (const read_method& m : kReadMethods) {
       if (!m.always && !all_read_methods) continue;
-      timing(benchmark::RegisterBenchmark(("mem_read/ceiling/" + std::string(m.name) + tt).c_str(),
-                                          [t, m](benchmark::State& st) {
-                                            read_ceiling(st, t, m.fn, m.avx512);
-                                          }));
+      timing(benchmark::RegisterBenchmark(
+          ("mem_read/ceiling/" + std::string(m.name) + tt).c_str(),
+          [t, m](benchmark::State& st) { read_ceiling(st, t, m.fn, m.avx512); }));
     }
     timing(benchmark::RegisterBenchmark(("mem_copy/ceiling/memcpy" + tt).c_str(),
                                         [t](benchmark::State& st) { copy_ceiling(st, t); }));

@@ -317,6 +317,21 @@ TEST_CASE("amx: registered on Linux x86-64, run only where CPUID, XCR0 and the O
   } else if (vnni_missing() == nullptr && cpuid_amx) {
     MESSAGE("the CPU reports AMX-INT8 but the kernel cannot run: " << gk::amx::missing_feature());
   }
+  if (here) {
+    // Another user of AMX on this thread left its own tile configuration (8-column tiles, 8 rows):
+    // the kernel must notice and load its own, or every result is wrong.
+    testing::rng r(208);
+    INFO("seed " << r.seed());
+    problem p = random_problem(r, 40, 70, 300, dtype::u8, dtype::s8, dtype::s32);
+    const std::vector<std::uint8_t> expected = reference_bytes(p);
+    gk::amx::detail::tile_config other;
+    for (int t = 0; t < 8; ++t) {
+      other.colsb[t] = 32;
+      other.rows[t] = 8;
+    }
+    gk::amx::detail::load_tile_config(other);
+    check_kernel(p, expected, amx, 1);  // one thread: this one
+  }
   const std::vector<std::string> flags = proc_cpuinfo_flags();
   const bool linux_says = std::find(flags.begin(), flags.end(), "amx_int8") != flags.end();
   MESSAGE("AMX kernel " << std::string(here ? "runs" : "skipped") << " (/proc/cpuinfo amx_int8: " << linux_says

@@ -121,39 +121,9 @@ __attribute__((target("avx512f,avx512vnni"))) std::int64_t int8_vnni512(std::int
 }
 
 #if defined(KEEL_GEMM_I8_HAVE_AMX)
-// AMX-INT8: tdpbusd on full tiles, C (16 x 16 int32) += A (16 x 64 u8) . B (16 x 64 s8), four
-// independent C tiles from two A and two B tiles loaded once (all 8 tile registers), 16 x 16 x 64
-// MACs an instruction. Needs the process's tile permission, which amx::missing_feature() asks of
-// the OS (the caller checks it first).
-constexpr std::int64_t kAmxInt8OpsPerIteration = 4 * 16 * 16 * 64 * 2;
-
-__attribute__((target("amx-tile,amx-int8"))) std::int64_t int8_amx(std::int64_t iterations) {
-  if (iterations <= 0) return 0;
-  struct alignas(64) {
-    std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
-    std::uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
-    std::uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
-  } cfg;
-  alignas(64) static const std::uint8_t operand[1024] = {1};
-  _tile_loadconfig(&cfg);
-  _tile_loadd(4, operand, 64);
-  _tile_loadd(5, operand, 64);
-  _tile_loadd(6, operand, 64);
-  _tile_loadd(7, operand, 64);
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  for (std::int64_t i = 0; i < iterations; ++i) {
-    _tile_dpbusd(0, 4, 6);
-    _tile_dpbusd(1, 4, 7);
-    _tile_dpbusd(2, 5, 6);
-    _tile_dpbusd(3, 5, 7);
-  }
-  alignas(64) std::int32_t sink[256];
-  _tile_stored(0, sink, 64);
-  _tile_release();  // the tile intrinsics are volatile asm: the loop stays
-  return iterations * kAmxInt8OpsPerIteration;
+// AMX-INT8: the tile unit's peak loop of keel's AMX kernel header (tdpbusd on full tiles).
+std::int64_t int8_amx(std::int64_t iterations) {
+  return keel::kernels::gemm_i8::amx::peak_loop(iterations);
 }
 #endif
 

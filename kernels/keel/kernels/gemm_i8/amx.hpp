@@ -201,6 +201,17 @@ struct alignas(64) tile_config {
 };
 static_assert(sizeof(tile_config) == 64, "ldtilecfg reads 64 bytes");
 
+// ldtilecfg and sttilecfg with all 64 bytes as the asm operand. GCC 12's _tile_loadconfig and
+// _tile_storeconfig name only a pointer-sized object at the address, so the compiler may drop
+// the stores that fill a local configuration before ldtilecfg (seen: ldtilecfg faulted on an
+// uninitialized one) or keep stale bytes of one that sttilecfg wrote.
+KEEL_TARGET_AMX inline void load_tile_config(const tile_config& c) noexcept {
+  __asm__ volatile("ldtilecfg %0" : : "m"(c));
+}
+KEEL_TARGET_AMX inline void store_tile_config(tile_config* c) noexcept {
+  __asm__ volatile("sttilecfg %0" : "=m"(*c));
+}
+
 // Blocks [blk0, blk1) of K for prepared pairs q (b0) and q + 1 (b1; only q when Two is false);
 // Halves A tiles (rows 0-15, and 16-31 when 2). C starts from zero (First) or from the partial
 // sums in raw, and goes back to raw as int32 rows (16 rows per tile, valid or not: raw has room
@@ -308,8 +319,8 @@ KEEL_TARGET_AMX inline __attribute__((always_inline)) void chunk(const ukernel_a
 KEEL_TARGET_AMX inline void configure_tiles() noexcept {
   static constexpr tile_config kWanted{};
   tile_config current;
-  _tile_storeconfig(&current);
-  if (std::memcmp(&current, &kWanted, sizeof(tile_config)) != 0) _tile_loadconfig(&kWanted);
+  store_tile_config(&current);
+  if (std::memcmp(&current, &kWanted, sizeof(tile_config)) != 0) load_tile_config(kWanted);
 }
 
 // One call: p.b is prepare_b()'s output for the call's panels.
@@ -330,6 +341,38 @@ KEEL_TARGET_AMX void gemm_tiles(const ukernel_args& p) noexcept {
 }
 
 }  // namespace detail
+
+// ---- the tile unit's peak ----------------------------------------------------------------------
+
+// tdpbusd on full tiles, C (16 x 16 int32) += A (16 x 64 u8) . B (16 x 64 s8), `iterations` times
+// 4 independent C tiles from 2 A and 2 B tiles loaded once (all 8 tile registers): the peak int8
+// rate of one core, for the ceilings of bench/bench_ceiling.cpp and keel-envelope. Returns the ops
+// (2 per multiply-add). The caller checks missing_feature() first. (16-column tiles: the kernel
+// below reaches this rate only in its tdpbusd; its loads, B preparation and epilogue come on top.)
+inline constexpr std::int64_t kPeakOpsPerIteration = 4 * 16 * 16 * 64 * 2;
+
+KEEL_TARGET_AMX inline std::int64_t peak_loop(std::int64_t iterations) noexcept {
+  if (iterations <= 0) return 0;
+  static constexpr detail::tile_config kConfig{};  // 8 tiles of 16 rows x 64 bytes
+  alignas(64) static const std::uint8_t operand[1024] = {1};
+  detail::load_tile_config(kConfig);
+  _tile_loadd(4, operand, 64);
+  _tile_loadd(5, operand, 64);
+  _tile_loadd(6, operand, 64);
+  _tile_loadd(7, operand, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (std::int64_t i = 0; i < iterations; ++i) {  // the tile intrinsics are volatile asm
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+  _tile_release();
+  return iterations * kPeakOpsPerIteration;
+}
 
 inline void gemm_dp4(const ukernel_args& p) noexcept {
   KEEL_DASSERT(p.rows >= 1 && p.rows <= kGemmRows, "gemm rows within the tile");

@@ -206,29 +206,44 @@ __attribute__((target("avx2"))) std::uint64_t read_sum(const std::uint8_t* p, st
 
 // AVX-512 read kernels: what the fastest streaming read of this machine needs (see the header:
 // the mem_read rows' methods). All of them sum 64-bit lanes into eight zmm accumulators; they
-// differ in how many regions of the slice are read at once (Streams: the slice cut into that
-// many contiguous parts, read side by side, 256 bytes of each per step) and in a software
-// prefetch Prefetch bytes ahead of each stream (0: none; Nta: prefetchnta instead of prefetcht0).
-template <int Streams, int Prefetch, bool Nta>
+// differ in how many regions of the slice are read at once (Streams: 256 bytes of each per step)
+// and where those regions lie, and in a software prefetch Prefetch bytes ahead of each stream (0:
+// none; Nta: prefetchnta instead of prefetcht0). Block = 0: the slice cut into Streams contiguous
+// parts, read side by side. Block > 0: the slice read in rounds of Streams adjacent blocks of
+// Block bytes, side by side, as keel's AVX-512 VNNI gemv reads four adjacent weight panels (32
+// KiB each at K = 4096).
+template <int Streams, int Prefetch, bool Nta, std::int64_t Block = 0>
 __attribute__((target("avx512f"))) std::uint64_t read_sum512(const std::uint8_t* p,
                                                             std::int64_t bytes) {
   __m512i s[8];
   for (auto& v : s) v = _mm512_setzero_si512();
-  const std::int64_t part = (bytes / Streams) & ~std::int64_t{255};  // whole steps per stream
-  for (std::int64_t i = 0; i < part; i += 256) {
-    for (int j = 0; j < Streams; ++j) {
-      const std::uint8_t* q = p + j * part + i;
-      if constexpr (Prefetch > 0) {
-        for (int l = 0; l < 256; l += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(q + Prefetch + l),
-                       Nta ? _MM_HINT_NTA : _MM_HINT_T0);
+  const auto read_side_by_side = [&](const std::uint8_t* base, std::int64_t part) {
+    for (std::int64_t i = 0; i < part; i += 256) {
+      for (int j = 0; j < Streams; ++j) {
+        const std::uint8_t* q = base + j * part + i;
+        if constexpr (Prefetch > 0) {
+          for (int l = 0; l < 256; l += 64) {
+            _mm_prefetch(reinterpret_cast<const char*>(q + Prefetch + l),
+                         Nta ? _MM_HINT_NTA : _MM_HINT_T0);
+          }
         }
+        const int a = (j & 1) * 4;  // two sets of four accumulators
+        s[a + 0] = _mm512_add_epi64(s[a + 0], _mm512_load_si512(q));
+        s[a + 1] = _mm512_add_epi64(s[a + 1], _mm512_load_si512(q + 64));
+        s[a + 2] = _mm512_add_epi64(s[a + 2], _mm512_load_si512(q + 128));
+        s[a + 3] = _mm512_add_epi64(s[a + 3], _mm512_load_si512(q + 192));
       }
-      const int a = (j & 1) * 4;  // two sets of four accumulators
-      s[a + 0] = _mm512_add_epi64(s[a + 0], _mm512_load_si512(q));
-      s[a + 1] = _mm512_add_epi64(s[a + 1], _mm512_load_si512(q + 64));
-      s[a + 2] = _mm512_add_epi64(s[a + 2], _mm512_load_si512(q + 128));
-      s[a + 3] = _mm512_add_epi64(s[a + 3], _mm512_load_si512(q + 192));
+    }
+  };
+  std::int64_t done = 0;  // bytes read side by side; the rest is the tail
+  if constexpr (Block == 0) {
+    const std::int64_t part = (bytes / Streams) & ~std::int64_t{255};  // whole steps per stream
+    read_side_by_side(p, part);
+    done = part * Streams;
+  } else {
+    static_assert(Block % 256 == 0, "whole steps per block");
+    for (; done + Streams * Block <= bytes; done += Streams * Block) {
+      read_side_by_side(p + done, Block);
     }
   }
   __m512i t = _mm512_setzero_si512();
@@ -238,7 +253,7 @@ __attribute__((target("avx512f"))) std::uint64_t read_sum512(const std::uint8_t*
   _mm512_store_si512(lanes, t);
   std::uint64_t sum = 0;
   for (std::uint64_t v : lanes) sum += v;
-  for (std::int64_t i = part * Streams; i < bytes; ++i) sum += p[i];  // the tail
+  for (std::int64_t i = done; i < bytes; ++i) sum += p[i];  // the tail
   return sum;
 }
 
@@ -331,6 +346,12 @@ constexpr read_method kReadMethods[] = {
     {"avx512_s8_pf4k", &read_sum512<8, 4096, false>, true, false},
     {"avx512_s4_pf1k", &read_sum512<4, 1024, false>, true, false},
     {"avx512_s4_nta4k", &read_sum512<4, 4096, true>, true, false},
+    {"avx512_b4x32k", &read_sum512<4, 0, false, 32768>, true, false},
+    {"avx512_b4x32k_pf1k", &read_sum512<4, 1024, false, 32768>, true, false},
+    {"avx512_b4x32k_pf512", &read_sum512<4, 512, false, 32768>, true, false},
+    {"avx512_b8x32k_pf1k", &read_sum512<8, 1024, false, 32768>, true, false},
+    {"avx512_b4x4k_pf1k", &read_sum512<4, 1024, false, 4096>, true, false},
+    {"avx512_b2x32k_pf1k", &read_sum512<2, 1024, false, 32768>, true, false},
 };
 
 const bool g_registered = [] {

@@ -32,7 +32,9 @@
 //   1 shift (port 0), 1 permute (port 5), 1 add, against 5 uops per 8 columns for the AVX2
 //   kernel's conversion, multiply and add. The table costs 1 vmulps per K value per row for all N.
 //   K is walked in chunks (kChunkUnits units: a 16 KiB table) so that the table stays in L1; a
-//   group longer than a chunk keeps its partial sums in a small buffer between chunks.
+//   group longer than a chunk keeps its partial sums in a small buffer between chunks. Four panel
+//   pairs run side by side (kF32Pairs): each column's sum is a chain of dependent adds, and one
+//   pair at a time waited on their latency (f32_units has the numbers).
 #pragma once
 
 #include "keel/kernels/gemm_i4/avx2.hpp"
@@ -69,7 +71,9 @@ namespace detail {
 #define KEEL_I4_AVX512_TARGET KEEL_TARGET_AVX512VNNI
 #define KEEL_I4_AVX512_INLINE inline __attribute__((always_inline))
 
-// Software prefetch distance in the weight stream (bytes ahead of the load).
+// Software prefetch distance in the weight stream (bytes ahead of the load). Tried 1 KiB (the
+// int8 VNNI gemv's distance): within the noise for the s8 kernel at M1_N4096_K4096 and K11008
+// (11.0-11.5 against 11.1-11.2 GB/s per CPU-second), not kept.
 inline constexpr int kPrefetchBytes = 4096;
 
 // acc + rounded(a * b) on 16 lanes: the multiply and the add in one asm statement, so that no
@@ -211,6 +215,8 @@ static_assert(kDefaultZeroPoint == 8, "s8_tile multiplies by the default zero po
 
 // Panels in flight per row count: accumulators (Rows x NP zmm for the int32 sums, as many ymm for
 // the f32 sums), the spread rows (2 x Rows) and the unpacked weights fit the 32 zmm registers.
+// Tried 8 panels for 1 row: within the noise (10.9-11.2 against 10.9 GB/s per CPU-second at
+// M1_N4096_K4096), not kept.
 template <int Rows>
 inline constexpr int kS8Panels = Rows <= 2 ? 4 : 2;
 
@@ -268,9 +274,11 @@ KEEL_I4_AVX512_TARGET inline void build_table(const float* x, std::int64_t n,
 // high lanes zero-loaded and never stored), pf[i] its prefetch target, `t` the table at the
 // group's first K position, zoff[i] (ZP) 15 - z in every byte of each column's dword.
 //
-// Why several pairs: each column's sum is one chain of dependent vaddps (the reference's order),
-// 8 per unit, so one pair waits on the add latency (4 cycles: 32 per unit, 2 bytes of weights per
-// cycle) while the ports idle; PP pairs run PP chains side by side and share the table loads.
+// Why several pairs: each column's sum is a chain of dependent vaddps (the reference's order), 8
+// per unit, which only the next group's chain can overlap; PP pairs run PP chains side by side,
+// share the table loads, and read 2 x PP weight streams at once. Measured (bench_matmul, 1
+// thread, G = 32, per CPU-second; N4096_K4096 / N11008_K4096 / N4096_K11008): one pair at a
+// time 10.6-10.9 / 10.6-10.7 / 11.3-11.4 GB/s, four pairs 11.2-11.5 / 11.1-11.3 / 12.4-12.5.
 template <bool ZP, int Prefetch, int PP>
 KEEL_I4_AVX512_TARGET KEEL_I4_AVX512_INLINE void f32_units(
     const std::uint8_t* const (&w0)[PP], const std::uint8_t* const (&w1)[PP],

@@ -291,8 +291,7 @@ KEEL_I4_AVX512_TARGET KEEL_I4_AVX512_INLINE void f32_units(
     for (int i = 0; i < PP; ++i) {
       if constexpr (Prefetch > 0) {
         _mm_prefetch(reinterpret_cast<const char*>(pf[i] + u * kUnitBytes), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(pf[i] + stride + u * kUnitBytes),
-                     _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf[i] + stride + u * kUnitBytes), _MM_HINT_T0);
       }
       const __m256i a =
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0[i] + u * kUnitBytes));
@@ -373,8 +372,8 @@ KEEL_I4_AVX512_TARGET KEEL_I4_AVX512_INLINE void f32_pairs(
                                      _mm512_set1_epi32(0x01010101));
       }
     }
-    f32_units<ZP, Prefetch, PP>(r0, r1, pf, stride, uu, ue, table + (kk - kstart) * kEntries,
-                                zoff, gsum);
+    f32_units<ZP, Prefetch, PP>(r0, r1, pf, stride, uu, ue, table + (kk - kstart) * kEntries, zoff,
+                                gsum);
 #pragma GCC unroll 4
     for (int i = 0; i < PP; ++i) {
       if (ue == units) {  // group end: acc += s * gsum, rounded apart
@@ -448,8 +447,7 @@ KEEL_I4_AVX512_TARGET inline void f32_block(const kernel_args& p, const float* x
     // pair, of the first pairs' next chunk.
     const auto pf_shift = [&](int jp, int step) {
       const int tp = jp + step;
-      return tp < pairs ? 2 * step * stride
-                        : (2 * (tp - pairs) - 2 * jp) * stride + chunk_bytes;
+      return tp < pairs ? 2 * step * stride : (2 * (tp - pairs) - 2 * jp) * stride + chunk_bytes;
     };
     int jp = 0;
     for (; jp + kF32Pairs <= pairs; jp += kF32Pairs) {

@@ -297,8 +297,8 @@ KEEL_TARGET_AVX512VNNI inline __attribute__((always_inline)) void gemv_dp4_panel
   __m512i sel[Rows];
 #pragma GCC unroll 4
   for (int r = 0; r < Rows; ++r) {
-    sel[r] = _mm512_set_epi32(4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r, r, r, r, r,
-                              r, r, r, r);
+    sel[r] = _mm512_set_epi32(4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r, 4 + r, r, r, r, r, r,
+                              r, r, r);
   }
   __m512i acc[Rows][Streams];
 #pragma GCC unroll 4
@@ -384,13 +384,12 @@ KEEL_TARGET_AVX512VNNI void gemv_dp4_tile(const ukernel_args& p) noexcept {
   const auto* a = static_cast<const std::uint8_t*>(p.a);
   int j = 0;
   for (; j + kStreams <= p.panels; j += kStreams) {
-    gemv_dp4_panels<Rows, kStreams, kPrefetchBytes>(a, p.b + j * p.b_panel_stride,
-                                                    p.b_panel_stride, p.kq, p.raw + j * 8,
-                                                    p.ld_raw);
+    gemv_dp4_panels<Rows, kStreams, kPrefetchBytes>(a, p.b + j * p.b_panel_stride, p.b_panel_stride,
+                                                    p.kq, p.raw + j * 8, p.ld_raw);
   }
   for (; j < p.panels; ++j) {
-    gemv_dp4_panels<Rows, 1, kPrefetchBytes>(a, p.b + j * p.b_panel_stride, p.b_panel_stride,
-                                             p.kq, p.raw + j * 8, p.ld_raw);
+    gemv_dp4_panels<Rows, 1, kPrefetchBytes>(a, p.b + j * p.b_panel_stride, p.b_panel_stride, p.kq,
+                                             p.raw + j * 8, p.ld_raw);
   }
 }
 

@@ -6,7 +6,21 @@
 //   int8_mac/ceiling/avx512vnni_<t>t   the same for AVX-512 VNNI's vpdpbusd, where the CPU has it
 //   int8_mac/ceiling/amx_<t>t          the same for AMX-INT8's tdpbusd on full 16 x 16 tiles, where
 //                                      the CPU and the OS allow AMX
-//   mem_read/ceiling/avx2_<t>t         streaming read bandwidth from memory, bytes/s
+//   mem_read/ceiling/<method>_<t>t     streaming read bandwidth from memory, bytes/s, by method:
+//     avx2                             AVX2 loads, one stream
+//     avx512_s8                        AVX-512 loads from eight regions of the slice side by side
+//     avx512_b4x32k_pf1k               AVX-512 loads from four adjacent 32 KiB blocks side by
+//                                      side, prefetcht0 1 KiB ahead of each (the access pattern
+//                                      of keel's AVX-512 VNNI gemv over its weight panels)
+//   With KEEL_BENCH_READ_METHODS=all, more methods (kReadMethods below: one stream with and
+//   without prefetch, 2 to 8 streams, prefetch distances, prefetchnta). Measured here (Xeon under
+//   KVM, 2 vCPUs, 2 GiB buffer, shared machine, GB/s per CPU-second at 1 thread; wall-clock at
+//   2): one stream 11.5-12.2 (1t), 19.2 (2t); one stream with a 1 KiB prefetch 11.7-13.3, 23.1;
+//   eight streams 12.9-13.2, 25.5; four 32 KiB blocks with a 1 KiB prefetch 12.8-13.3, 25.5;
+//   prefetchnta 4.3-7.5 (it bypasses the L2 that the hardware prefetcher fills). One core's read
+//   rate is bounded by the misses it keeps in flight, which more streams raise. The default rows
+//   are the two fastest and the AVX2 one (for CPUs without AVX-512); make_table.py reads the
+//   fastest row of a thread count as the ceiling.
 //   mem_copy/ceiling/memcpy_<t>t       copy bandwidth (memcpy), bytes/s counting read + write
 //
 // <t> is 1 and every core. Multi-thread rows split the work over a team of threads (each core
@@ -236,18 +250,19 @@ __attribute__((target("avx2"))) std::uint64_t read_sum(const std::uint8_t* p, st
 
 // AVX-512 read kernels: what the fastest streaming read of this machine needs (see the header:
 // the mem_read rows' methods). All of them sum 64-bit lanes into eight zmm accumulators; they
-// differ in how many regions of the slice are read at once (Streams: the slice cut into that
-// many contiguous parts, read side by side, 256 bytes of each per step) and in a software
-// prefetch Prefetch bytes ahead of each stream (0: none; Nta: prefetchnta instead of prefetcht0).
+// differ in how many regions of the slice are read at once (Streams: 256 bytes of each per step)
+// and where those regions lie, and in a software prefetch Prefetch bytes ahead of each stream (0:
+// none; Nta: prefetchnta instead of prefetcht0). Block = 0: the slice cut into Streams contiguous
+// parts, read side by side. Block > 0: the slice read in rounds of Streams adjacent blocks of
+// Block bytes, side by side, as keel's AVX-512 VNNI gemv reads four adjacent weight panels (32
+// KiB each at K = 4096).
+// Streams regions of `part` bytes each, `part` apart from `base`, read side by side into s.
 template <int Streams, int Prefetch, bool Nta>
-__attribute__((target("avx512f"))) std::uint64_t read_sum512(const std::uint8_t* p,
-                                                             std::int64_t bytes) {
-  __m512i s[8];
-  for (auto& v : s) v = _mm512_setzero_si512();
-  const std::int64_t part = (bytes / Streams) & ~std::int64_t{255};  // whole steps per stream
+__attribute__((target("avx512f"), always_inline)) inline void read_side_by_side(
+    const std::uint8_t* base, std::int64_t part, __m512i (&s)[8]) {
   for (std::int64_t i = 0; i < part; i += 256) {
     for (int j = 0; j < Streams; ++j) {
-      const std::uint8_t* q = p + j * part + i;
+      const std::uint8_t* q = base + j * part + i;
       if constexpr (Prefetch > 0) {
         for (int l = 0; l < 256; l += 64) {
           _mm_prefetch(reinterpret_cast<const char*>(q + Prefetch + l),
@@ -261,6 +276,24 @@ __attribute__((target("avx512f"))) std::uint64_t read_sum512(const std::uint8_t*
       s[a + 3] = _mm512_add_epi64(s[a + 3], _mm512_load_si512(q + 192));
     }
   }
+}
+
+template <int Streams, int Prefetch, bool Nta, std::int64_t Block = 0>
+__attribute__((target("avx512f"))) std::uint64_t read_sum512(const std::uint8_t* p,
+                                                            std::int64_t bytes) {
+  __m512i s[8];
+  for (auto& v : s) v = _mm512_setzero_si512();
+  std::int64_t done = 0;  // bytes read side by side; the rest is the tail
+  if constexpr (Block == 0) {
+    const std::int64_t part = (bytes / Streams) & ~std::int64_t{255};  // whole steps per stream
+    read_side_by_side<Streams, Prefetch, Nta>(p, part, s);
+    done = part * Streams;
+  } else {
+    static_assert(Block % 256 == 0, "whole steps per block");
+    for (; done + Streams * Block <= bytes; done += Streams * Block) {
+      read_side_by_side<Streams, Prefetch, Nta>(p + done, Block, s);
+    }
+  }
   __m512i t = _mm512_setzero_si512();
   for (const auto& v : s) t = _mm512_add_epi64(t, v);
   // Not _mm512_reduce_add_epi64: GCC 12's version trips -Wuninitialized (GCC bug 105593).
@@ -268,7 +301,7 @@ __attribute__((target("avx512f"))) std::uint64_t read_sum512(const std::uint8_t*
   _mm512_store_si512(lanes, t);
   std::uint64_t sum = 0;
   for (std::uint64_t v : lanes) sum += v;
-  for (std::int64_t i = part * Streams; i < bytes; ++i) sum += p[i];  // the tail
+  for (std::int64_t i = done; i < bytes; ++i) sum += p[i];  // the tail
   return sum;
 }
 
@@ -347,10 +380,10 @@ struct read_method {
 };
 constexpr read_method kReadMethods[] = {
     {"avx2", &read_sum, false, true},
-    {"avx512", &read_sum512<1, 0, false>, true, true},
+    {"avx512", &read_sum512<1, 0, false>, true, false},
     {"avx512_s2", &read_sum512<2, 0, false>, true, false},
     {"avx512_s4", &read_sum512<4, 0, false>, true, false},
-    {"avx512_s8", &read_sum512<8, 0, false>, true, false},
+    {"avx512_s8", &read_sum512<8, 0, false>, true, true},
     {"avx512_pf1k", &read_sum512<1, 1024, false>, true, false},
     {"avx512_pf4k", &read_sum512<1, 4096, false>, true, false},
     {"avx512_pf16k", &read_sum512<1, 16384, false>, true, false},
@@ -361,6 +394,12 @@ constexpr read_method kReadMethods[] = {
     {"avx512_s8_pf4k", &read_sum512<8, 4096, false>, true, false},
     {"avx512_s4_pf1k", &read_sum512<4, 1024, false>, true, false},
     {"avx512_s4_nta4k", &read_sum512<4, 4096, true>, true, false},
+    {"avx512_b4x32k", &read_sum512<4, 0, false, 32768>, true, false},
+    {"avx512_b4x32k_pf1k", &read_sum512<4, 1024, false, 32768>, true, true},
+    {"avx512_b4x32k_pf512", &read_sum512<4, 512, false, 32768>, true, false},
+    {"avx512_b8x32k_pf1k", &read_sum512<8, 1024, false, 32768>, true, false},
+    {"avx512_b4x4k_pf1k", &read_sum512<4, 1024, false, 4096>, true, false},
+    {"avx512_b2x32k_pf1k", &read_sum512<2, 1024, false, 32768>, true, false},
 };
 
 const bool g_registered = [] {

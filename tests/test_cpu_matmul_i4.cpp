@@ -808,3 +808,22 @@ TEST_CASE("cpu matmul_i4: bad input returns the reference's Status and writes no
     CHECK(out.untouched());
   }
 }
+
+TEST_CASE("cpu matmul_i4 gemv: panels side by side, groups across the f32 kernel's K chunks") {
+  // The AVX-512 gemv kernels read several panels side by side (f32: 4 pairs, s8: 4 panels) with
+  // the rest one at a time, and the f32 one walks K in chunks of 128 or 256 values that a group
+  // may span: N from 8 to 25 panels (odd counts leave a single panel), K past several chunks.
+  testing::rng r(512);
+  INFO("seed " << r.seed());
+  for (const auto act : {i4_activation::f32, i4_activation::dynamic_s8}) {
+    for (const std::int64_t n : {64, 72, 136, 200}) {
+      for (const std::int64_t g : {32, 256, 600}) {  // 600: one group of all of K
+        const bool zp = r.uniform_int(0, 1) == 1;
+        problem p = make_problem(r, act, 1, 1, n, 600, g, zp ? dtype::u4 : dtype::s4, zp,
+                                 dtype::f32, r.uniform_int(0, 1) == 1);
+        INFO(shape_of(p));
+        CHECK(check_every_kernel(p) >= 1);
+      }
+    }
+  }
+}

@@ -32,7 +32,9 @@
 //   1 shift (port 0), 1 permute (port 5), 1 add, against 5 uops per 8 columns for the AVX2
 //   kernel's conversion, multiply and add. The table costs 1 vmulps per K value per row for all N.
 //   K is walked in chunks (kChunkUnits units: a 16 KiB table) so that the table stays in L1; a
-//   group longer than a chunk keeps its partial sums in a small buffer between chunks.
+//   group longer than a chunk keeps its partial sums in a small buffer between chunks. Four panel
+//   pairs run side by side (kF32Pairs): each column's sum is a chain of dependent adds, and one
+//   pair at a time waited on their latency (f32_units has the numbers).
 #pragma once
 
 #include "keel/kernels/gemm_i4/avx2.hpp"
@@ -69,7 +71,9 @@ namespace detail {
 #define KEEL_I4_AVX512_TARGET KEEL_TARGET_AVX512VNNI
 #define KEEL_I4_AVX512_INLINE inline __attribute__((always_inline))
 
-// Software prefetch distance in the weight stream (bytes ahead of the load).
+// Software prefetch distance in the weight stream (bytes ahead of the load). Tried 1 KiB (the
+// int8 VNNI gemv's distance): within the noise for the s8 kernel at M1_N4096_K4096 and K11008
+// (11.0-11.5 against 11.1-11.2 GB/s per CPU-second), not kept.
 inline constexpr int kPrefetchBytes = 4096;
 
 // acc + rounded(a * b) on 16 lanes: the multiply and the add in one asm statement, so that no
@@ -211,6 +215,8 @@ static_assert(kDefaultZeroPoint == 8, "s8_tile multiplies by the default zero po
 
 // Panels in flight per row count: accumulators (Rows x NP zmm for the int32 sums, as many ymm for
 // the f32 sums), the spread rows (2 x Rows) and the unpacked weights fit the 32 zmm registers.
+// Tried 8 panels for 1 row: within the noise (10.9-11.2 against 10.9 GB/s per CPU-second at
+// M1_N4096_K4096), not kept.
 template <int Rows>
 inline constexpr int kS8Panels = Rows <= 2 ? 4 : 2;
 
@@ -238,6 +244,7 @@ inline constexpr int kChunkUnits = ZP ? 16 : 32;
 template <bool ZP>
 inline constexpr int kTableFloats = kChunkUnits<ZP> * kUnitK * (ZP ? 32 : 16);
 inline constexpr int kF32BlockPanels = 32;  // panels per block (the partial-sum buffer's size)
+inline constexpr int kF32Pairs = 4;         // panel pairs side by side (f32_units)
 
 // The table of rounded products for padded K positions [k, k + n): entry e of position k is
 // x[k] * float(e - 8) (no zero points, 16 entries) or x[k] * float(e - 15) (32 entries; entry 31
@@ -262,50 +269,142 @@ KEEL_I4_AVX512_TARGET inline void build_table(const float* x, std::int64_t n,
   }
 }
 
-// Units [u0, u1) of one group of a panel pair into gsum: per K value ascending, gsum += the
-// looked-up product. `w0` and `w1` are the two panels' records (w1 == nullptr: one panel, high
-// lanes zero-loaded and never stored), `t` the table at the group's first K position, `zoff`
-// (ZP) 15 - z in every byte of each column's dword.
-template <bool ZP, int Prefetch>
-KEEL_I4_AVX512_TARGET KEEL_I4_AVX512_INLINE __m512
-f32_units(const std::uint8_t* w0, const std::uint8_t* w1, const std::uint8_t* pf0,
-          const std::uint8_t* pf1, std::int64_t u0, std::int64_t u1, const float* t,
-          [[maybe_unused]] __m512i zoff, __m512 gsum) noexcept {
+// Units [u0, u1) of one group of PP panel pairs into gsum[i]: per K value ascending, gsum[i] +=
+// the looked-up product. w0[i] and w1[i] are pair i's two records (w1[i] == nullptr: one panel,
+// high lanes zero-loaded and never stored), pf[i] its prefetch target, `t` the table at the
+// group's first K position, zoff[i] (ZP) 15 - z in every byte of each column's dword.
+//
+// Why several pairs: each column's sum is a chain of dependent vaddps (the reference's order), 8
+// per unit, which only the next group's chain can overlap; PP pairs run PP chains side by side,
+// share the table loads, and read 2 x PP weight streams at once. Measured (bench_matmul, 1
+// thread, G = 32, per CPU-second; N4096_K4096 / N11008_K4096 / N4096_K11008): one pair at a
+// time 10.6-10.9 / 10.6-10.7 / 11.3-11.4 GB/s, four pairs 11.2-11.5 / 11.1-11.3 / 12.4-12.5.
+template <bool ZP, int Prefetch, int PP>
+KEEL_I4_AVX512_TARGET KEEL_I4_AVX512_INLINE void f32_units(
+    const std::uint8_t* const (&w0)[PP], const std::uint8_t* const (&w1)[PP],
+    const std::uint8_t* const (&pf)[PP], std::int64_t stride, std::int64_t u0, std::int64_t u1,
+    const float* t, [[maybe_unused]] const __m512i (&zoff)[PP], __m512 (&gsum)[PP]) noexcept {
   [[maybe_unused]] const __m512i nibble = _mm512_set1_epi8(0x0F);
   for (std::int64_t u = u0; u < u1; ++u) {
-    if constexpr (Prefetch > 0) {
-      _mm_prefetch(reinterpret_cast<const char*>(pf0 + u * kUnitBytes), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(pf1 + u * kUnitBytes), _MM_HINT_T0);
-    }
-    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + u * kUnitBytes));
-    const __m256i b = w1 != nullptr ? _mm256_loadu_si256(
-                                          reinterpret_cast<const __m256i*>(w1 + u * kUnitBytes))
-                                    : _mm256_setzero_si256();
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-    __m512i lo, hi;
-    if constexpr (ZP) {
-      lo = _mm512_add_epi8(_mm512_and_si512(v, nibble), zoff);
-      hi = _mm512_add_epi8(_mm512_and_si512(_mm512_srli_epi32(v, 4), nibble), zoff);
-    } else {
-      lo = v;  // vpermps reads bits 0-3 of each index: no mask needed
-      hi = _mm512_srli_epi32(v, 4);
+    __m512i lo[PP], hi[PP];
+#pragma GCC unroll 4
+    for (int i = 0; i < PP; ++i) {
+      if constexpr (Prefetch > 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(pf[i] + u * kUnitBytes), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf[i] + stride + u * kUnitBytes), _MM_HINT_T0);
+      }
+      const __m256i a =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0[i] + u * kUnitBytes));
+      const __m256i b =
+          w1[i] != nullptr
+              ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w1[i] + u * kUnitBytes))
+              : _mm256_setzero_si256();
+      const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+      if constexpr (ZP) {
+        lo[i] = _mm512_add_epi8(_mm512_and_si512(v, nibble), zoff[i]);
+        hi[i] = _mm512_add_epi8(_mm512_and_si512(_mm512_srli_epi32(v, 4), nibble), zoff[i]);
+      } else {
+        lo[i] = v;  // vpermps reads bits 0-3 of each index: no mask needed
+        hi[i] = _mm512_srli_epi32(v, 4);
+      }
     }
     const float* tu = t + u * kUnitK * (ZP ? 32 : 16);
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) {
-      const __m512i half = i < 4 ? lo : hi;
-      const __m512i idx = (i & 3) == 0 ? half : _mm512_srli_epi32(half, 8 * (i & 3));
-      __m512 prod;
-      if constexpr (ZP) {
-        prod = _mm512_permutex2var_ps(_mm512_load_ps(tu + i * 32), idx,
-                                      _mm512_load_ps(tu + i * 32 + 16));
-      } else {
-        prod = _mm512_permutexvar_ps(idx, _mm512_load_ps(tu + i * 16));
+    for (int k = 0; k < 8; ++k) {
+      [[maybe_unused]] const __m512 e0 = _mm512_load_ps(tu + k * (ZP ? 32 : 16));
+      [[maybe_unused]] const __m512 e1 = ZP ? _mm512_load_ps(tu + k * 32 + 16) : e0;
+#pragma GCC unroll 4
+      for (int i = 0; i < PP; ++i) {
+        const __m512i half = k < 4 ? lo[i] : hi[i];
+        const __m512i idx = (k & 3) == 0 ? half : _mm512_srli_epi32(half, 8 * (k & 3));
+        const __m512 prod =
+            ZP ? _mm512_permutex2var_ps(e0, idx, e1) : _mm512_permutexvar_ps(idx, e0);
+        gsum[i] = _mm512_add_ps(gsum[i], prod);
       }
-      gsum = _mm512_add_ps(gsum, prod);
     }
   }
-  return gsum;
+}
+
+// PP panel pairs (pair jp and on) over one chunk of K, groups (g, ug) to (g1, u1): each pair's
+// accumulator from `out` and back, its open group sum from `partial` and back.
+template <bool ZP, int Prefetch, int PP>
+KEEL_I4_AVX512_TARGET KEEL_I4_AVX512_INLINE void f32_pairs(
+    const packed_geometry& geo, const std::uint8_t* w, std::int64_t stride, int panels, int jp,
+    std::int64_t pf_shift, std::int64_t g, std::int64_t ug, std::int64_t rec_off, std::int64_t kg,
+    std::int64_t g1, std::int64_t u1, std::int64_t kstart, const float* table, float* out,
+    float* partial) noexcept {
+  constexpr int kEntries = ZP ? 32 : 16;
+  const std::uint8_t* w0[PP];
+  const std::uint8_t* w1[PP];
+  __mmask16 lanes[PP];
+  __m512 acc[PP], gsum[PP];
+  __m512i zoff[PP];
+#pragma GCC unroll 4
+  for (int i = 0; i < PP; ++i) {
+    w0[i] = w + 2 * (jp + i) * stride;
+    w1[i] = 2 * (jp + i) + 1 < panels ? w0[i] + stride : nullptr;
+    lanes[i] = w1[i] != nullptr ? 0xFFFF : 0x00FF;
+    acc[i] = _mm512_maskz_loadu_ps(lanes[i], out + 2 * (jp + i) * kPanelCols);
+    zoff[i] = _mm512_setzero_si512();
+  }
+
+  // The chunk's groups: from (g, ug) to (g1, u1).
+  std::int64_t gg = g, uu = ug, ro = rec_off, kk = kg;
+  while (gg < g1 || (gg == g1 && uu < u1)) {
+    const std::int64_t units = geo.units_of(gg);
+    const std::int64_t ue = gg < g1 ? units : u1;
+    const std::uint8_t* r0[PP];
+    const std::uint8_t* r1[PP];
+    const std::uint8_t* pf[PP];
+#pragma GCC unroll 4
+    for (int i = 0; i < PP; ++i) {
+      r0[i] = w0[i] + ro;
+      r1[i] = w1[i] != nullptr ? w1[i] + ro : nullptr;
+      pf[i] = r0[i] + pf_shift;
+      gsum[i] = uu == 0 ? _mm512_setzero_ps()
+                        : _mm512_maskz_loadu_ps(lanes[i], partial + 2 * (jp + i) * kPanelCols);
+      if constexpr (ZP) {
+        const __m256i z0 = avx2::detail::load_zero_points(r0[i], units);
+        const __m256i z1 = r1[i] != nullptr ? avx2::detail::load_zero_points(r1[i], units)
+                                            : _mm256_set1_epi32(kDefaultZeroPoint);
+        const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(z0), z1, 1);
+        zoff[i] = _mm512_mullo_epi32(_mm512_sub_epi32(_mm512_set1_epi32(15), z),
+                                     _mm512_set1_epi32(0x01010101));
+      }
+    }
+    f32_units<ZP, Prefetch, PP>(r0, r1, pf, stride, uu, ue, table + (kk - kstart) * kEntries, zoff,
+                                gsum);
+#pragma GCC unroll 4
+    for (int i = 0; i < PP; ++i) {
+      if (ue == units) {  // group end: acc += s * gsum, rounded apart
+        const __m256 s0 = avx2::detail::load_scales(r0[i], units);
+        const __m256 s1 =
+            r1[i] != nullptr ? avx2::detail::load_scales(r1[i], units) : _mm256_setzero_ps();
+        const __m512 s = _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castpd256_pd512(_mm256_castps_pd(s0)), _mm256_castps_pd(s1), 1));
+        if constexpr (Prefetch > 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(pf[i] + units * kUnitBytes), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(pf[i] + stride + units * kUnitBytes),
+                       _MM_HINT_T0);
+        }
+        acc[i] = add_rounded_product(acc[i], s, gsum[i]);
+      } else {  // the group continues in the next chunk
+        _mm512_mask_storeu_ps(partial + 2 * (jp + i) * kPanelCols, lanes[i], gsum[i]);
+      }
+    }
+    if (ue == units) {
+      ro += geo.record_bytes_for(units);
+      kk += units * kUnitK;
+      ++gg;
+      uu = 0;
+    } else {
+      uu = ue;
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < PP; ++i) {
+    _mm512_mask_storeu_ps(out + 2 * (jp + i) * kPanelCols, lanes[i], acc[i]);
+  }
 }
 
 // One row over panels [0, panels) (at most kF32BlockPanels) into out (its accumulator between
@@ -317,11 +416,9 @@ KEEL_I4_AVX512_TARGET inline void f32_block(const kernel_args& p, const float* x
                                             float* out) noexcept {
   const packed_geometry& geo = *p.geo;
   const std::int64_t stride = p.panel_stride;
-  constexpr int kEntries = ZP ? 32 : 16;
   alignas(64) float table[kTableFloats<ZP>];
   alignas(64) float partial[kF32BlockPanels * kPanelCols];  // group sums left open by a chunk
   const int pairs = (panels + 1) / 2;
-  const bool odd = (panels & 1) != 0;
   for (int c = 0; c < panels * kPanelCols; ++c) out[c] = 0.0f;
 
   // The chunk's start: group g, unit ug of it, the group's record offset and K position.
@@ -346,60 +443,20 @@ KEEL_I4_AVX512_TARGET inline void f32_block(const kernel_args& p, const float* x
     // The bytes of each panel this chunk spans (for the prefetch of the next chunk).
     const std::int64_t chunk_bytes = rec1 + u1 * kUnitBytes - (rec_off + ug * kUnitBytes);
 
-    for (int jp = 0; jp < pairs; ++jp) {
-      const std::uint8_t* w0 = w + 2 * jp * stride;
-      const std::uint8_t* w1 = (odd && jp + 1 == pairs) ? nullptr : w0 + stride;
-      // Prefetch: the same bytes of the pair after next, or of the first pairs' next chunk.
-      const int tp = jp + 2;
-      const std::int64_t pf_shift =
-          tp < pairs ? 2 * 2 * stride : (2 * (tp - pairs) - 2 * jp) * stride + chunk_bytes;
-      const __mmask16 lanes = w1 != nullptr ? 0xFFFF : 0x00FF;
-      float* o = out + 2 * jp * kPanelCols;
-      float* part = partial + 2 * jp * kPanelCols;
-      __m512 acc = _mm512_maskz_loadu_ps(lanes, o);
-
-      // The chunk's groups: from (g, ug) to (g1, u1).
-      std::int64_t gg = g, uu = ug, ro = rec_off, kk = kg;
-      while (gg < g1 || (gg == g1 && uu < u1)) {
-        const std::int64_t units = geo.units_of(gg);
-        const std::int64_t ue = gg < g1 ? units : u1;
-        __m512 gsum = uu == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(lanes, part);
-        [[maybe_unused]] __m512i zoff = _mm512_setzero_si512();
-        if constexpr (ZP) {
-          const __m256i z0 = avx2::detail::load_zero_points(w0 + ro, units);
-          const __m256i z1 = w1 != nullptr ? avx2::detail::load_zero_points(w1 + ro, units)
-                                           : _mm256_set1_epi32(kDefaultZeroPoint);
-          const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(z0), z1, 1);
-          zoff = _mm512_mullo_epi32(_mm512_sub_epi32(_mm512_set1_epi32(15), z),
-                                    _mm512_set1_epi32(0x01010101));
-        }
-        const std::uint8_t* r0 = w0 + ro;
-        gsum = f32_units<ZP, Prefetch>(r0, w1 != nullptr ? w1 + ro : nullptr,
-                                       r0 + pf_shift, r0 + stride + pf_shift, uu,
-                                       ue, table + (kk - kstart) * kEntries, zoff, gsum);
-        if (ue == units) {  // group end: acc += s * gsum, rounded apart
-          const __m256 s0 = avx2::detail::load_scales(w0 + ro, units);
-          const __m256 s1 =
-              w1 != nullptr ? avx2::detail::load_scales(w1 + ro, units) : _mm256_setzero_ps();
-          const __m512 s = _mm512_castpd_ps(_mm512_insertf64x4(
-              _mm512_castpd256_pd512(_mm256_castps_pd(s0)), _mm256_castps_pd(s1), 1));
-          if constexpr (Prefetch > 0) {
-            _mm_prefetch(reinterpret_cast<const char*>(r0 + units * kUnitBytes + pf_shift),
-                         _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(r0 + stride + units * kUnitBytes + pf_shift),
-                         _MM_HINT_T0);
-          }
-          acc = add_rounded_product(acc, s, gsum);
-          ro += geo.record_bytes_for(units);
-          kk += units * kUnitK;
-          ++gg;
-          uu = 0;
-        } else {  // the group continues in the next chunk
-          _mm512_mask_storeu_ps(part, lanes, gsum);
-          uu = ue;
-        }
-      }
-      _mm512_mask_storeu_ps(o, lanes, acc);
+    // Prefetch: the same bytes of the pairs one step (kF32Pairs pairs) on, or, past the last
+    // pair, of the first pairs' next chunk.
+    const auto pf_shift = [&](int jp, int step) {
+      const int tp = jp + step;
+      return tp < pairs ? 2 * step * stride : (2 * (tp - pairs) - 2 * jp) * stride + chunk_bytes;
+    };
+    int jp = 0;
+    for (; jp + kF32Pairs <= pairs; jp += kF32Pairs) {
+      f32_pairs<ZP, Prefetch, kF32Pairs>(geo, w, stride, panels, jp, pf_shift(jp, kF32Pairs), g,
+                                         ug, rec_off, kg, g1, u1, kstart, table, out, partial);
+    }
+    for (; jp < pairs; ++jp) {
+      f32_pairs<ZP, Prefetch, 1>(geo, w, stride, panels, jp, pf_shift(jp, 2), g, ug, rec_off, kg,
+                                 g1, u1, kstart, table, out, partial);
     }
     g = g1;
     ug = u1;

@@ -270,12 +270,13 @@ inline Result<int> choose_kernel(const matmul_i8_desc& d, const cpu_packed_matmu
 struct gemm_plan {
   std::int64_t m_panels = 0;   // A panels per matrix
   std::int64_t mc_panels = 0;  // A panels per m-block
-  std::int64_t nc_panels = 0;  // B panels per n-block (a multiple of the kernel's np)
+  std::int64_t nc_panels = 0;  // B panels per n-block (a multiple of call_panels)
   std::int64_t m_blocks = 0, n_blocks = 0;
+  std::int64_t call_panels = 0;  // B panels per kernel call: np, or fewer for a gemm at large K
 };
 
 // Blocking: an m-block's packed A (mc rows x K) is sized to stay in about half of a 2 MiB L2
-// while the task sweeps it once per group of np B panels, which stays in L1/L2 for the sweep;
+// while the task sweeps it once per group of call_panels B panels, which stays in L2 for the sweep;
 // n-blocks then split the work into about 8 tasks per thread so that stealing can even out a
 // noisy machine. A gemv call is one m-block and only splits N.
 inline gemm_plan plan_gemm(const gk::variant& v, std::int64_t m, std::int64_t kq,
@@ -288,11 +289,21 @@ inline gemm_plan plan_gemm(const gk::variant& v, std::int64_t m, std::int64_t kq
   pl.mc_panels = std::clamp<std::int64_t>(kL2Budget / std::max<std::int64_t>(a_panel_bytes, 1), 1,
                                           pl.m_panels);
   pl.m_blocks = (pl.m_panels + pl.mc_panels - 1) / pl.mc_panels;
-  const std::int64_t n_groups = (panels + v.np - 1) / v.np;
+  // A gemm call's B panels (and the AMX kernel's prepared copy of them) within kCallBBudget, so
+  // that they stay in L2 beside the m-block: at K = 11008 the AMX kernel's 16 panels were 1.4
+  // MiB, and its rate half that at K = 4096. Whole pairs (the AMX kernel's tiles join two).
+  constexpr std::int64_t kCallBBudget = 512 << 10;
+  pl.call_panels = v.np;
+  if (v.op == gk::kernel_op::gemm && v.np > 1) {
+    const std::int64_t fit =
+        kCallBBudget / std::max<std::int64_t>(gk::a_panel_groups(v, kq) * v.pack.group_bytes(), 1);
+    pl.call_panels = fit >= v.np ? v.np : std::max<std::int64_t>(fit & ~std::int64_t{1}, 1);
+  }
+  const std::int64_t n_groups = (panels + pl.call_panels - 1) / pl.call_panels;
   const std::int64_t want_tasks = threads > 1 ? 8 * threads : 1;
   const std::int64_t n_blocks =
       std::clamp<std::int64_t>((want_tasks + pl.m_blocks - 1) / pl.m_blocks, 1, n_groups);
-  pl.nc_panels = ((n_groups + n_blocks - 1) / n_blocks) * v.np;
+  pl.nc_panels = ((n_groups + n_blocks - 1) / n_blocks) * pl.call_panels;
   pl.n_blocks = (panels + pl.nc_panels - 1) / pl.nc_panels;
   return pl;
 }
@@ -398,12 +409,12 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
       const std::int64_t mp1 = std::min(pl.m_panels, mp0 + pl.mc_panels);
       const std::int64_t p0 = nb * pl.nc_panels;
       const std::int64_t p1 = std::min(p.panels, p0 + pl.nc_panels);
-      for (std::int64_t pg = p0; pg < p1; pg += v.np) {
+      for (std::int64_t pg = p0; pg < p1; pg += pl.call_panels) {
         gk::ukernel_args ka;
         ka.b = p.b.data() + mi * matrix_bytes + pg * p.kq * v.pack.group_bytes();
         ka.b_panel_stride = p.kq * v.pack.group_bytes();
         ka.kq = p.kq;
-        ka.panels = static_cast<int>(std::min<std::int64_t>(v.np, p1 - pg));
+        ka.panels = static_cast<int>(std::min<std::int64_t>(pl.call_panels, p1 - pg));
         ka.raw = raw;
         ka.ld_raw = v.nr();
         const std::int64_t n0 = pg * v.pack.panel_cols;
@@ -417,16 +428,13 @@ inline Status run_matmul_i8(const matmul_i8_desc& d, const cpu_packed_matmul_i8&
           const std::int64_t ap = bi * pl.m_panels + mp;
           ka.a = a_packed.data() + ap * panel_bytes;
           ka.rows = static_cast<int>(std::min<std::int64_t>(v.mr, d.m - mp * v.mr));
-          if (kern.epilogue_in_kernel) {
-            ka.epilogue_params = &e;
-            ka.out_m0 = mp * v.mr;
-            ka.out_n0 = n0;
-            ka.out_cols = cols;
-            kern.fn(ka);
-          } else {
-            kern.fn(ka);
-            kern.epilogue(e, raw, ka.ld_raw, mp * v.mr, ka.rows, n0, cols);
-          }
+          ka.epilogue_params = kern.epilogue_in_kernel ? &e : nullptr;
+          ka.out_m0 = mp * v.mr;
+          ka.out_n0 = n0;
+          ka.out_cols = cols;
+          kern.fn(ka);
+          if (!kern.epilogue_in_kernel)
+            kern.epilogue(e, raw, ka.ld_raw, ka.out_m0, ka.rows, n0, cols);
         }
       }
     }

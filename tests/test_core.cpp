@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "keel/keel.hpp"
@@ -111,4 +112,41 @@ TEST_CASE("round_half_even ignores the FP rounding mode") {
   CHECK(saturate_to_i32(3e9f) == std::numeric_limits<std::int32_t>::max());
   CHECK(saturate_to_i32(-3e9f) == std::numeric_limits<std::int32_t>::min());
   CHECK(saturate_to_i32(std::numeric_limits<float>::quiet_NaN()) == 0);
+}
+
+TEST_CASE("validate: an enum field outside its enumerators is refused by name") {
+  // Values cast in from an integer (a file, a binding): each desc's own validate() names them.
+  matmul_i4_desc m4;
+  m4.m = m4.n = 4;
+  m4.k = 32;
+  m4.group_size = 32;
+  REQUIRE(validate(m4).ok());
+  m4.activation = static_cast<i4_activation>(7);
+  CHECK(validate(m4).code() == status_code::invalid_argument);
+  CHECK(std::string(validate(m4).message()).find("activation = 7") != std::string::npos);
+
+  matmul_i8_desc m8;
+  m8.m = m8.n = m8.k = 4;
+  m8.out.type = dtype::s8;
+  m8.a_scale = 0.5f;
+  m8.out.scale = 1.0f;
+  REQUIRE(validate(m8).ok());
+  m8.out.mode = static_cast<requant_mode>(2);
+  CHECK(std::string(validate(m8).message()).find("requantization mode = 2") != std::string::npos);
+
+  conv2d_desc c;
+  c.in_h = c.in_w = 4;
+  c.in_c = c.out_c = 2;
+  c.kernel_h = c.kernel_w = 1;
+  REQUIRE(validate(c).ok());
+  c.padding = static_cast<padding_mode>(3);
+  CHECK(std::string(validate(c).message()).find("padding = 3") != std::string::npos);
+
+  attention_desc a;
+  REQUIRE(validate(a).ok());
+  a.mask = static_cast<mask_kind>(9);
+  CHECK(std::string(validate(a).message()).find("mask = 9") != std::string::npos);
+  a.mask = mask_kind::none;
+  a.kv_scale = static_cast<scale_granularity>(3);
+  CHECK(std::string(validate(a).message()).find("kv_scale granularity = 3") != std::string::npos);
 }

@@ -617,6 +617,56 @@ TEST_CASE("cpu matmul_i8: pack once, run many") {
   }
 }
 
+TEST_CASE("cpu matmul_i8: a run with other per-column arrays than the packed ones is refused") {
+  testing::rng r(110);
+  INFO("seed " << r.seed());
+  problem p = random_problem(r, 1, 7, 10, 40, dtype::u8, dtype::u8, dtype::f32);
+  p.b_scale.assign(static_cast<std::size_t>(p.d.n), 0.0f);
+  r.fill(p.b_scale, 0.001f, 0.05f);
+  p.b_zp.assign(static_cast<std::size_t>(p.d.n), 0);
+  r.fill(p.b_zp, 0, 255);
+  p.bias.assign(static_cast<std::size_t>(p.d.n), 0);
+  r.fill(p.bias, -1000, 1000);
+  bound_args ba(p, 0, 0);
+  cpu_backend cpu;
+  Result<cpu_backend::packed_matmul_i8> packed = cpu.pack(p.d, ba.args);
+  REQUIRE(packed.ok());
+  const std::size_t n_bytes = static_cast<std::size_t>(p.out_elems()) * out_bytes(p.d.out.type);
+  const auto run = [&](const matmul_i8_args& args) {
+    testing::guarded<std::uint8_t> out(n_bytes);
+    matmul_i8_args with_out = args;
+    with_out.out = out_view(out.data(), p.d);
+    const Status s = cpu.run(p.d, packed.value(), with_out);
+    CHECK(out.guards_intact());
+    return std::make_pair(s, out.untouched());
+  };
+  // The same arrays, or none: accepted.
+  CHECK(run(ba.args).first.ok());
+  matmul_i8_args none = ba.args;
+  none.b_scale = {};
+  none.b_zero_point = {};
+  none.bias = {};
+  CHECK(run(none).first.ok());
+  // One value changed in each: refused by name, nothing written.
+  std::vector<std::int32_t> bias2 = p.bias, zp2 = p.b_zp;
+  std::vector<float> scale2 = p.b_scale;
+  bias2[3] += 1;
+  zp2[5] = (zp2[5] + 1) % 256;
+  scale2[0] *= 2.0f;
+  for (int which = 0; which < 3; ++which) {
+    matmul_i8_args other = ba.args;
+    if (which == 0) other.bias = bias2;
+    if (which == 1) other.b_zero_point = zp2;
+    if (which == 2) other.b_scale = scale2;
+    const auto [s, untouched] = run(other);
+    INFO("changed array " << which << ": " << std::string(s.message()));
+    CHECK(s.code() == status_code::invalid_argument);
+    CHECK(std::string(s.message()).find("differs from the one the weights were packed with") !=
+          std::string::npos);
+    CHECK(untouched);
+  }
+}
+
 TEST_CASE("cpu matmul_i8: bad input to pack and run returns a Status and writes nothing") {
   testing::rng r(109);
   INFO("seed " << r.seed());
@@ -714,6 +764,8 @@ TEST_CASE("cpu matmul_i8: bad input to pack and run returns a Status and writes 
   SUBCASE("run: a forced kernel index out of range") {
     cpu_backend forced(cpu_options{0, gk::kRegistrySize});
     CHECK(forced.run(p.d, good.args).code() == status_code::invalid_argument);
+    cpu_backend negative(cpu_options{0, -2});  // only -1 means "choose"
+    CHECK(negative.run(p.d, good.args).code() == status_code::invalid_argument);
   }
   SUBCASE("run: a forced ubs kernel on full-range data") {
     for (int i = 0; i < gk::kRegistrySize; ++i) {

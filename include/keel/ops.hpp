@@ -89,6 +89,7 @@ inline Status validate_output_quant(std::string_view op, const output_quant& o) 
                         to_string(o.type).data());
   }
   if (o.type == dtype::s8 || o.type == dtype::u8) {
+    KEEL_RETURN_IF_ERROR(require_enum(op, "requantization mode", o.mode, 2));
     KEEL_RETURN_IF_ERROR(require_scale(op, "output scale", o.scale, /*divisor=*/true));
     KEEL_RETURN_IF_ERROR(require_zero_point(op, "output zero point", o.zero_point, o.type));
     if (effective_min(o) > effective_max(o)) {
@@ -233,6 +234,7 @@ inline Status validate(const matmul_i4_desc& d) {
   KEEL_RETURN_IF_ERROR(require_product(op, "batch*M*K", {d.batch, d.m, d.k}));
   KEEL_RETURN_IF_ERROR(require_product(op, "K*N", {d.k, d.n}));
   KEEL_RETURN_IF_ERROR(require_product(op, "batch*M*N", {d.batch, d.m, d.n}));
+  KEEL_RETURN_IF_ERROR(require_enum(op, "activation", d.activation, 2));
   if (!is_4bit(d.b_type)) {
     return Status::make(status_code::unsupported, op, "weight dtype %s (must be s4 or u4)",
                         to_string(d.b_type).data());
@@ -399,6 +401,7 @@ inline Status validate(const conv2d_desc& d) {
   constexpr std::string_view op = "conv2d_i8";
   using namespace detail;
   KEEL_RETURN_IF_ERROR(require_size(op, "batch", d.batch, /*allow_zero=*/true));
+  KEEL_RETURN_IF_ERROR(require_enum(op, "padding", d.padding, 3));
   Result<conv2d_geometry> g = conv2d_output_geometry(d);
   if (!g.ok()) return g.status();
   if (d.in_c % d.groups != 0 || d.out_c % d.groups != 0) {
@@ -513,6 +516,9 @@ inline Status validate(const attention_desc& d) {
   KEEL_RETURN_IF_ERROR(require_size(op, "kv_len", d.kv_len));
   KEEL_RETURN_IF_ERROR(require_size(op, "head_dim", d.head_dim));
   if (d.v_head_dim < 0) return require_size(op, "v_head_dim", d.v_head_dim);
+  KEEL_RETURN_IF_ERROR(require_enum(op, "mask", d.mask, 3));
+  KEEL_RETURN_IF_ERROR(require_enum(op, "q_scale granularity", d.q_scale, 3));
+  KEEL_RETURN_IF_ERROR(require_enum(op, "kv_scale granularity", d.kv_scale, 3));
   if (d.q_heads % d.kv_heads != 0) {
     return Status::make(status_code::invalid_argument, op,
                         "kv_heads = %lld does not divide q_heads = %lld",

@@ -35,6 +35,18 @@ inline Status require_size(std::string_view op, const char* name, std::int64_t v
   return Status::Ok();
 }
 
+// An enum field that must hold one of its `count` enumerators (0 .. count - 1): a value cast in
+// from an integer (a file, a binding, a bad cast) is rejected rather than run as some default.
+template <class Enum>
+inline Status require_enum(std::string_view op, const char* name, Enum v, int count) {
+  const auto raw = static_cast<long long>(v);
+  if (raw < 0 || raw >= count) {
+    return Status::make(status_code::invalid_argument, op, "%s = %lld is not one of its %d values",
+                        name, raw, count);
+  }
+  return Status::Ok();
+}
+
 // The product of sizes, rejecting overflow of int64 (and so of size_t on 64-bit hosts).
 inline Status require_product(std::string_view op, const char* what,
                               std::initializer_list<std::int64_t> dims) {

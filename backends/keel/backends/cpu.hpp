@@ -37,8 +37,9 @@ struct cpu_options {
   // every call is serial.
   int max_threads = 0;
   // Run every matmul_i8 (and 1x1 conv2d) with this kernel of gemm_i8::kRegistry, by index; -1
-  // chooses per call. A forced kernel that cannot run a call (missing ISA, or a ubs kernel whose
-  // range check fails) makes the call return `unsupported`: for tests and benchmarks.
+  // chooses per call (another negative value is refused). A forced kernel that cannot run a call
+  // (missing ISA, or a ubs kernel whose range check fails) makes the call return `unsupported`:
+  // for tests and benchmarks.
   int forced_kernel = -1;
 };
 

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "keel/backends/cpu/buffer.hpp"
@@ -205,8 +206,34 @@ inline Status validate_packed_run(const matmul_i8_desc& d, const cpu_packed_matm
                         "without them",
                         to_string(d.out.type).data());
   }
+  // The per-column arrays were packed with the weights: run() takes them empty or as packed, and
+  // says so rather than use the packed ones in silence when they differ.
+  const auto differs = [&](const char* what) {
+    return Status::make(status_code::invalid_argument, op,
+                        "%s differs from the one the weights were packed with (pack again with "
+                        "it, or pass none to run)",
+                        what);
+  };
   const std::span<const std::int32_t> zps(p.zero_points.data(),
                                           static_cast<std::size_t>(p.zero_points.size()));
+  if (!a.b_zero_point.empty() && !std::equal(a.b_zero_point.begin(), a.b_zero_point.end(),
+                                             zps.begin(), zps.end())) {
+    return differs("the weight zero point");
+  }
+  if (!a.bias.empty() &&
+      (p.bias.empty() || static_cast<std::int64_t>(a.bias.size()) != d.n ||
+       !std::equal(a.bias.begin(), a.bias.end(), p.bias.data()))) {
+    return differs("the bias");
+  }
+  if (!a.b_scale.empty()) {
+    bool same = p.scale.size() == d.n && (a.b_scale.size() == 1 ||
+                                          static_cast<std::int64_t>(a.b_scale.size()) == d.n);
+    for (std::int64_t n = 0; same && n < d.n; ++n) {
+      const float given = reference::detail::pick(a.b_scale, n, 0.0f);
+      same = std::memcmp(&given, &p.scale[n], sizeof(float)) == 0;  // bits: NaN included
+    }
+    if (!same) return differs("the weight scale");
+  }
   return detail::validate_accumulator(op, d.k, d.a_type, d.a_zero_point, d.b_type, zps);
 }
 
@@ -245,8 +272,8 @@ inline Result<int> choose_kernel(const matmul_i8_desc& d, const cpu_packed_matmu
     }
     return a_max_value;
   };
-  if (forced >= 0) {
-    if (forced >= gk::kRegistrySize) {
+  if (forced != -1) {  // -1 chooses; any other value must name a kernel
+    if (forced < 0 || forced >= gk::kRegistrySize) {
       return Status::make(status_code::invalid_argument, "matmul_i8",
                           "kernel index %d (the registry has %d)", forced, gk::kRegistrySize);
     }

@@ -125,6 +125,9 @@ inline Result<packed_weights> pack(const matmul_i4_desc& d, const matmul_i4_args
 
 // Validates a run with packed weights: the desc (which must match the packed one, except for the
 // activation kind, which the packed form does not depend on) and the A and out views.
+// Shortcoming: a.b, a.scale, a.zero_point and a.bias are not read (the packed ones serve), and
+// unlike matmul_i8's packed run they are not compared with the packed ones either, so other
+// values passed here are ignored without a word (docs/cpu-backend.md, int4 matmul).
 inline Status validate_packed_run(const matmul_i4_desc& d, const packed_weights& p,
                                   const matmul_i4_args& a) {
   using namespace driver_detail;
@@ -177,8 +180,8 @@ inline const char* kernel_unfit(const kernel& k, const matmul_i4_desc& d) noexce
 // first fitting gemm, in registry order.
 inline Result<int> choose_kernel(const matmul_i4_desc& d, int forced) {
   using namespace driver_detail;
-  if (forced >= 0) {
-    if (forced >= kRegistrySize) {
+  if (forced != -1) {  // -1 chooses; any other value must name a kernel
+    if (forced < 0 || forced >= kRegistrySize) {
       return Status::make(status_code::invalid_argument, kOp,
                           "kernel index %d (the registry has %d)", forced, kRegistrySize);
     }

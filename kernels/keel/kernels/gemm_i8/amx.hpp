@@ -30,6 +30,12 @@
 //
 // The epilogue: the kernel runs it itself (registry: epilogue_in_kernel), for each 32 columns
 // while the tile unit computes the next 32, so that its stores overlap the tile work.
+//
+// Shortcomings (docs/cpu-backend.md, "Known shortcomings (AMX)"): at K <= 1024 a call's fixed
+// costs (A packing, prepare_b repeated per task and m-block, the epilogue) leave it at 0.3-0.8x
+// oneDNN; a p16k4 packed layout for this kernel would drop prepare_b, at the price of a second
+// packed layout. At large K (11008) the driver caps a call's B in L2 (call_panels), so A streams
+// from L2 per 32 columns; K-blocking in the driver would keep both close.
 #pragma once
 
 #include "keel/kernels/gemm_i8/avx512vnni.hpp"

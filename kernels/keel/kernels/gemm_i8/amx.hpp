@@ -92,9 +92,10 @@ inline const char* probe_missing_feature() noexcept {
   if ((ebx & 0xFFFFu) < 64 || (ebx >> 16) < 8 || (ecx & 0xFFFFu) < 16) {
     return "AMX palette 1 is smaller than 8 tiles of 16 rows x 64 bytes";
   }
-  unsigned xcr0_lo = 0, xcr0_hi = 0;
-  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  if ((xcr0_lo & (3u << 17)) != (3u << 17)) return "OS has not enabled the AMX tile state (XCR0)";
+  // XGETBV is safe here: the VNNI probe above checked OSXSAVE.
+  if ((avx512vnni::detail::xcr0_low() & (3u << 17)) != (3u << 17)) {
+    return "OS has not enabled the AMX tile state (XCR0)";
+  }
   constexpr long kArchReqXcompPerm = 0x1023;
   constexpr long kXfeatureXtiledata = 18;
   if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) {

@@ -74,6 +74,14 @@ namespace detail {
 // (opmask), 6 (upper halves of ZMM0-15), 7 (ZMM16-31): all set when the OS saves the whole
 // AVX-512 state on a context switch (Intel SDM vol. 1, 15.2 "Detection of AVX-512 foundation
 // instructions").
+// The low half of XCR0 (XGETBV with ECX = 0): the state components the OS saves. Only after
+// CPUID.1:ECX.OSXSAVE says XGETBV may run.
+inline unsigned xcr0_low() noexcept {
+  unsigned lo = 0, hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return lo;
+}
+
 inline const char* probe_missing_feature() noexcept {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (__get_cpuid_max(0, nullptr) < 7) return "CPU lacks avx512f (no CPUID leaf 7)";
@@ -86,9 +94,7 @@ inline const char* probe_missing_feature() noexcept {
   if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0 || (ecx & (1u << 27)) == 0) {
     return "OS has not enabled XSAVE (no OSXSAVE), so the AVX-512 state is unusable";
   }
-  unsigned xcr0_lo = 0, xcr0_hi = 0;
-  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  if ((xcr0_lo & 0xE6u) != 0xE6u) return "OS has not enabled the ZMM and opmask state (XCR0)";
+  if ((xcr0_low() & 0xE6u) != 0xE6u) return "OS has not enabled the ZMM and opmask state (XCR0)";
   return nullptr;
 }
 

@@ -35,7 +35,7 @@ namespace gk = keel::kernels::gemm_i8;
 
 namespace {
 
-constexpr std::string_view kGemmName = "gemm_u8s8_s32_p8k4_32x8_avx512vnni_dp4";
+constexpr std::string_view kGemmName = "gemm_u8s8_s32_p8k4_32x16_avx512vnni_dp4";
 constexpr std::string_view kGemvName = "gemv_u8s8_s32_p8k4_4x128_avx512vnni_dp4";
 // The AMX gemm (amx.hpp) shares the VNNI gemm's tests: its 32 rows, its padded 64-byte K blocks
 // and its 16-panel calls meet the same edges.

@@ -182,9 +182,16 @@ KEEL_TARGET_AVX512VNNI inline void dp4_panel(const std::uint8_t* a, const std::i
   // shared machine (noisy; best of 3 runs, K = 1024 / 4096): none 627 / 624, 512 B 651 / 704,
   // 1 KiB 657 / 712, 2 KiB 691 / 714 GOPS; the vpdpbusd ceiling row reads about 729. Past the
   // end of a panel it runs on into the next one (or past the buffer: a prefetch never faults).
+  // B gets the same 2 KiB (64 K groups) prefetch: its panel is read once per A panel of the
+  // m-block, and on an AMD Zen 5 VM (2026-12-04) perf put stalls on the broadcasts too once A's
+  // were hidden. Measured there on the kernel alone (K = 1024, 4 A panels x 512 B panels, random
+  // data): about 800 GOPS without it, 1000-1040 with it; in bench_matmul M128_N4096_K4096 went
+  // from about 805 to 930-945 GOPS (oneDNN 950-985 in the same runs). docs/cpu-backend.md has
+  // the Zen 4 figures.
   // One instruction per line in the asm below:
   // clang-format off
 #define KEEL_VNNI_A_PREFETCH(off) "prefetcht0 2048+" off "(%[a])\n\t"
+#define KEEL_VNNI_B_PREFETCH "prefetcht0 2048(%[b])\n\t"
   const std::uint8_t* ap = a;
   const std::int8_t* bp = b;
   std::int64_t n = kq;
@@ -204,6 +211,7 @@ KEEL_TARGET_AVX512VNNI inline void dp4_panel(const std::uint8_t* a, const std::i
         KEEL_VNNI_ASM_ZERO("hi7")
         "1:\n\t"
         KEEL_VNNI_A_PREFETCH("0") KEEL_VNNI_A_PREFETCH("64")
+        KEEL_VNNI_B_PREFETCH
         "vmovdqu64 (%[a]), %%zmm16\n\t"
         "vmovdqu64 64(%[a]), %%zmm17\n\t"
         KEEL_VNNI_ASM_COL("0", "lo0", "hi0") KEEL_VNNI_ASM_COL("4", "lo1", "hi1")
@@ -231,6 +239,7 @@ KEEL_TARGET_AVX512VNNI inline void dp4_panel(const std::uint8_t* a, const std::i
         KEEL_VNNI_ASM_ZERO("lo6") KEEL_VNNI_ASM_ZERO("lo7")
         "1:\n\t"
         KEEL_VNNI_A_PREFETCH("0")
+        KEEL_VNNI_B_PREFETCH
         "vmovdqu64 (%[a]), %%zmm16\n\t"
         KEEL_VNNI_ASM_COL("0", "lo0") KEEL_VNNI_ASM_COL("4", "lo1")
         KEEL_VNNI_ASM_COL("8", "lo2") KEEL_VNNI_ASM_COL("12", "lo3")
@@ -249,6 +258,7 @@ KEEL_TARGET_AVX512VNNI inline void dp4_panel(const std::uint8_t* a, const std::i
   }
 #undef KEEL_VNNI_ASM_ZERO
 #undef KEEL_VNNI_A_PREFETCH
+#undef KEEL_VNNI_B_PREFETCH
   // clang-format on
 
   // Store: back to rows.
@@ -260,10 +270,16 @@ KEEL_TARGET_AVX512VNNI inline void dp4_panel(const std::uint8_t* a, const std::i
   }
 }
 
-// One call: one B panel (np = 1), all of K. Tried and not kept: four panels per call with K in
-// chunks of 512 values, so that a 16 KiB chunk of the A panel served all four from L1 (A from L2
-// once per call, not once per panel): no gain measured (1024^3 and 128 x 4096 x 4096 within the
-// noise, each a few percent either way).
+// One call: up to two B panels (np = 2, 16 columns), all of K, one after the other over the same
+// A panel. Two rather than one: the driver's column block is then 16 wide, which halves its calls
+// and epilogue calls (which of that, or the A panel re-read while still warm, gains most was
+// not profiled). On
+// AMD Zen 5 (2026-12-04, 1 thread, interleaved runs) BERT 128x1536x384 went from about 752 to
+// 856 GOPS and MobileNet 3136x24x144 from 419 to 496, the large shapes within the noise; Zen 4
+// figures in docs/cpu-backend.md. Tried and not kept: four panels per call with K in chunks of
+// 512 values, so that a 16 KiB chunk of the A panel served all four from L1 (A from L2 once per
+// call, not once per panel): no gain measured (1024^3 and 128 x 4096 x 4096 within the noise,
+// each a few percent either way).
 template <int Halves>
 KEEL_TARGET_AVX512VNNI void dp4_tile(const ukernel_args& p) noexcept {
   const auto* a = static_cast<const std::uint8_t*>(p.a);

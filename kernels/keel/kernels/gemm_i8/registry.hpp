@@ -75,7 +75,7 @@ inline constexpr kernel kRegistry[] = {
 #if defined(KEEL_GEMM_I8_HAVE_AVX512VNNI) && defined(KEEL_GEMM_I8_HAVE_AVX2)
     // Exact for all input and about 4x the AVX2 rate per core, so first where the CPU has it.
     // avx512vnni.hpp says which parts of the epilogue and A packing are its own.
-    make_kernel(registry_detail::gemm_u8s8(avx512vnni::kGemmRows, 1, isa::avx512vnni,
+    make_kernel(registry_detail::gemm_u8s8(avx512vnni::kGemmRows, 2, isa::avx512vnni,
                                            technique::dp4),
                 &avx512vnni::gemm_dp4, &avx512vnni::epilogue, &avx512vnni::pack_a_gemm),
     make_kernel(registry_detail::gemm_u8s8(avx512vnni::kGemvRows, registry_detail::kGemvPanels,

@@ -482,7 +482,12 @@ KEEL_I4_AVX512_TARGET inline void f32_rows(const kernel_args& p) noexcept {
 // ---- the entry points the registry names --------------------------------------------------------
 
 // gemv, dynamic_s8: up to 4 rows, any number of panels, streamed once.
+// No software prefetch on AMD CPUs (gemm_i8::avx512vnni::detail::vendor_amd() says why).
 inline void gemv_s8_dp4(const kernel_args& p) noexcept {
+  if (gemm_i8::avx512vnni::detail::vendor_amd()) {
+    if (p.geo->has_zero_points) return detail::s8_rows<true, 0>(p);
+    return detail::s8_rows<false, 0>(p);
+  }
   if (p.geo->has_zero_points) return detail::s8_rows<true, detail::kPrefetchBytes>(p);
   return detail::s8_rows<false, detail::kPrefetchBytes>(p);
 }

@@ -328,7 +328,7 @@ KEEL_TARGET_AVX512VNNI void dp4_tile(const ukernel_args& p) noexcept {
 template <int Rows, int Streams, int kPrefetchBytes>
 KEEL_TARGET_AVX512VNNI inline __attribute__((always_inline)) void gemv_dp4_panels(
     const std::uint8_t* a, const std::int8_t* b, std::int64_t stride, std::int64_t kq,
-    std::int32_t* raw, std::int64_t ld_raw) noexcept {
+    std::int32_t* raw, std::int64_t ld_raw, int raw_step = 8) noexcept {
   constexpr int kAGroup = kGemvRows * 4;  // bytes of A per K group
   // Setup: row selectors, and acc[r][s] for row r, panel s. Every loop over rows and panels is
   // unrolled, so that the arrays live in registers (rolled at -O2, GCC 12 kept them in memory).
@@ -409,18 +409,34 @@ KEEL_TARGET_AVX512VNNI inline __attribute__((always_inline)) void gemv_dp4_panel
     for (int s = 0; s < Streams; ++s) {
       const __m256i cols = _mm256_add_epi32(_mm512_castsi512_si256(acc[r][s]),
                                             _mm512_extracti64x4_epi64(acc[r][s], 1));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + r * ld_raw + s * 8), cols);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + r * ld_raw + s * raw_step), cols);
     }
   }
 }
 
-// All `panels` of a call: four at a time, then the rest one at a time.
+// All `panels` of a call: four at a time, then the rest one at a time. raw_step: the columns from
+// one stream's outputs to the next's (8: adjacent panels).
 template <int Rows, int kPrefetchBytes>
 KEEL_TARGET_AVX512VNNI void gemv_dp4_tile(const ukernel_args& p) noexcept {
   static_assert(Rows >= 1 && Rows <= kGemvRows, "gemv_dp4_tile handles 1..4 rows");
   constexpr int kStreams = 4;
   const auto* a = static_cast<const std::uint8_t*>(p.a);
   int j = 0;
+  // Without the prefetch (AMD, gemv_dp4 below), the four streams are panels a quarter of the call
+  // apart rather than adjacent ones: on the Zen 4 VM adjacent 32 KiB blocks read side by side were
+  // the slowest read pattern measured (mem_read/ceiling/avx512_b4x32k 20 GB/s against 27-28 for
+  // one or four distant streams, KEEL_BENCH_READ_METHODS=all), and the gemv gained about 8-10% at
+  // M1_N4096_K4096 and M1_N11008_K4096, 1 and 2 threads (interleaved runs, 2026-12-04). Not tried
+  // on Intel, where the adjacent streams with a prefetch were measured best.
+  if (kPrefetchBytes == 0 && p.panels % kStreams == 0) {
+    const int q = p.panels / kStreams;
+    for (; j < q; ++j) {
+      gemv_dp4_panels<Rows, kStreams, kPrefetchBytes>(a, p.b + j * p.b_panel_stride,
+                                                      q * p.b_panel_stride, p.kq, p.raw + j * 8,
+                                                      p.ld_raw, q * 8);
+    }
+    return;
+  }
   for (; j + kStreams <= p.panels; j += kStreams) {
     gemv_dp4_panels<Rows, kStreams, kPrefetchBytes>(a, p.b + j * p.b_panel_stride, p.b_panel_stride,
                                                     p.kq, p.raw + j * 8, p.ld_raw);

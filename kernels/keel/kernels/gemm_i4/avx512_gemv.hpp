@@ -90,11 +90,12 @@ KEEL_I4_AVX512_TARGET KEEL_I4_AVX512_INLINE __m512 add_rounded_product(__m512 su
 
 // ---- s8 activations (dp4) -------------------------------------------------------------------
 
-// Rows x NP panels over all of K; `w` is the first panel's first record, panels panel_stride
-// apart; out: [Rows][ld_out], NP * 8 columns.
+// Rows x NP panels over all of K; `w` is the first panel's first record, the NP panels `stride`
+// bytes apart (p.panel_stride: adjacent panels); out: [Rows][ld_out], panel j's 8 columns at
+// j * out_step.
 template <int Rows, int NP, bool ZP, int Prefetch>
-KEEL_I4_AVX512_TARGET inline void s8_tile(const kernel_args& p, const std::uint8_t* w,
-                                          float* out) noexcept {
+KEEL_I4_AVX512_TARGET inline void s8_tile(const kernel_args& p, const std::uint8_t* w, float* out,
+                                          std::int64_t stride, std::int64_t out_step) noexcept {
   const packed_geometry& geo = *p.geo;
   const auto* q = static_cast<const std::int8_t*>(p.a);
   const __m512i nibble = _mm512_set1_epi8(0x0F);
@@ -128,7 +129,7 @@ KEEL_I4_AVX512_TARGET inline void s8_tile(const kernel_args& p, const std::uint8
       if constexpr (Prefetch > 0) {
 #pragma GCC unroll 8
         for (int j = 0; j < NP; ++j) {
-          _mm_prefetch(reinterpret_cast<const char*>(wu + j * p.panel_stride + Prefetch),
+          _mm_prefetch(reinterpret_cast<const char*>(wu + j * stride + Prefetch),
                        _MM_HINT_T0);
         }
       }
@@ -142,7 +143,7 @@ KEEL_I4_AVX512_TARGET inline void s8_tile(const kernel_args& p, const std::uint8
       }
 #pragma GCC unroll 8
       for (int j = 0; j < NP; ++j) {
-        const __m512i v = _mm512_loadu_si512(wu + j * p.panel_stride);
+        const __m512i v = _mm512_loadu_si512(wu + j * stride);
         const __m512i lo = _mm512_and_si512(v, nibble);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(v, 4), nibble);
 #pragma GCC unroll 4
@@ -167,7 +168,7 @@ KEEL_I4_AVX512_TARGET inline void s8_tile(const kernel_args& p, const std::uint8
       }
 #pragma GCC unroll 8
       for (int j = 0; j < NP; ++j) {
-        const __m512i v = _mm512_maskz_loadu_epi64(0x0F, wu + j * p.panel_stride);
+        const __m512i v = _mm512_maskz_loadu_epi64(0x0F, wu + j * stride);
         const __m512i lo = _mm512_and_si512(v, nibble);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(v, 4), nibble);
 #pragma GCC unroll 4
@@ -181,7 +182,7 @@ KEEL_I4_AVX512_TARGET inline void s8_tile(const kernel_args& p, const std::uint8
     // Group end: the two halves, the zero points, then the reference's f32 steps.
 #pragma GCC unroll 8
     for (int j = 0; j < NP; ++j) {
-      const std::uint8_t* rj = rec + j * p.panel_stride;
+      const std::uint8_t* rj = rec + j * stride;
       if constexpr (Prefetch > 0) {  // the record's tail (scales): the loop above skips it
         _mm_prefetch(reinterpret_cast<const char*>(rj + units * kUnitBytes + Prefetch),
                      _MM_HINT_T0);
@@ -208,7 +209,7 @@ KEEL_I4_AVX512_TARGET inline void s8_tile(const kernel_args& p, const std::uint8
 #pragma GCC unroll 4
   for (int r = 0; r < Rows; ++r) {
 #pragma GCC unroll 8
-    for (int j = 0; j < NP; ++j) _mm256_storeu_ps(out + r * p.ld_out + j * kPanelCols, acc[r][j]);
+    for (int j = 0; j < NP; ++j) _mm256_storeu_ps(out + r * p.ld_out + j * out_step, acc[r][j]);
   }
 }
 static_assert(kDefaultZeroPoint == 8, "s8_tile multiplies by the default zero point with a shift");
@@ -226,11 +227,25 @@ KEEL_I4_AVX512_TARGET inline void s8_rows(const kernel_args& p) noexcept {
     if (p.rows != Rows) return s8_rows<ZP, Prefetch, Rows + 1>(p);
     constexpr int NP = kS8Panels<Rows>;
     int j = 0;
+    // Without the prefetch (AMD: gemv_s8_dp4 below) the NP streams are panels 1/NP of the call
+    // apart, not adjacent ones, as the int8 VNNI gemv does there (gemm_i8/avx512vnni.hpp,
+    // gemv_dp4_tile, says why). Zen 4 VM, 1 thread, M1_N4096_K4096 and M1_N11008_K4096, interleaved
+    // runs: docs/cpu-backend.md.
+    if (Prefetch == 0 && p.panels > NP && p.panels % NP == 0) {
+      const int q = p.panels / NP;
+      for (; j < q; ++j) {
+        s8_tile<Rows, NP, ZP, Prefetch>(p, p.w + j * p.panel_stride, p.out + j * kPanelCols,
+                                        q * p.panel_stride, q * kPanelCols);
+      }
+      return;
+    }
     for (; j + NP <= p.panels; j += NP) {
-      s8_tile<Rows, NP, ZP, Prefetch>(p, p.w + j * p.panel_stride, p.out + j * kPanelCols);
+      s8_tile<Rows, NP, ZP, Prefetch>(p, p.w + j * p.panel_stride, p.out + j * kPanelCols,
+                                      p.panel_stride, kPanelCols);
     }
     for (; j < p.panels; ++j) {
-      s8_tile<Rows, 1, ZP, Prefetch>(p, p.w + j * p.panel_stride, p.out + j * kPanelCols);
+      s8_tile<Rows, 1, ZP, Prefetch>(p, p.w + j * p.panel_stride, p.out + j * kPanelCols,
+                                     p.panel_stride, kPanelCols);
     }
   }
 }

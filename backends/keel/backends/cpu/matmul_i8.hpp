@@ -15,6 +15,10 @@
 #include <cstring>
 #include <string_view>
 
+#if __has_include(<unistd.h>)
+#include <unistd.h>  // sysconf: the L2 size (a_block_budget)
+#endif
+
 #include "keel/backends/cpu/buffer.hpp"
 #include "keel/backends/cpu/threads.hpp"
 #include "keel/kernels/gemm_i8/epilogue.hpp"
@@ -302,13 +306,30 @@ struct gemm_plan {
   std::int64_t call_panels = 0;  // B panels per kernel call: np, or fewer for a gemm at large K
 };
 
-// Blocking: an m-block's packed A (mc rows x K) is sized to stay in about half of a 2 MiB L2
-// while the task sweeps it once per group of call_panels B panels, which stays in L2 for the sweep;
-// n-blocks then split the work into about 8 tasks per thread so that stealing can even out a
-// noisy machine. A gemv call is one m-block and only splits N.
+// The bytes of packed A an m-block may hold: half of this CPU's per-core L2 as the C library
+// reports it (sysconf), or 1 MiB where it reports none. Half, because the sweep's B panels and
+// output rows share the L2 with it: on the Zen 4 VM (1 MiB L2; 2026-12-04, 1 thread, interleaved
+// runs, GOPS) 512 KiB against 1 MiB gave 1024^3 385-411 against 364-390, M3136_N24_K144 282-286
+// against 265-275, M512_N4096_K4096 and M128_N1536_K384 within the noise; the Intel VMs (2 MiB
+// L2) were tuned with 1 MiB, which this keeps.
+inline std::int64_t a_block_budget() noexcept {
+  static const std::int64_t budget = [] {
+    std::int64_t l2 = 0;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return l2 >= (128 << 10) ? std::min<std::int64_t>(l2 / 2, 4 << 20) : std::int64_t{1} << 20;
+  }();
+  return budget;
+}
+
+// Blocking: an m-block's packed A (mc rows x K) is sized to stay in about half of the L2
+// (a_block_budget) while the task sweeps it once per group of call_panels B panels, which stays in
+// L2 for the sweep; n-blocks then split the work into about 8 tasks per thread so that stealing
+// can even out a noisy machine. A gemv call is one m-block and only splits N.
 inline gemm_plan plan_gemm(const gk::variant& v, std::int64_t m, std::int64_t kq,
                            std::int64_t panels, int threads) {
-  constexpr std::int64_t kL2Budget = 1 << 20;
+  const std::int64_t kL2Budget = a_block_budget();
   gemm_plan pl;
   pl.m_panels = (m + v.mr - 1) / v.mr;
   const std::int64_t elem = v.a_layout() == gk::a_format::s16 ? 2 : 1;

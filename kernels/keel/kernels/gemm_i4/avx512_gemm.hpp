@@ -154,6 +154,9 @@ KEEL_I4_AVX512_TARGET inline void unpack(const kernel_args& p, chunk& c) noexcep
 }
 static_assert(kDefaultZeroPoint == 8, "unpack multiplies by the default zero point with a shift");
 static_assert(kMaxPieces <= 32, "unpack prepares the start values 16 at a time, twice");
+// ... with aligned 64-byte stores into each row of chunk::start (a kChunkUnits of 16 made its rows
+// 32 bytes and the stores fault).
+static_assert(kMaxPieces % 16 == 0, "chunk::start rows are whole 64-byte vectors");
 
 // The call's rows as a tile reads them (locals: the compiler cannot keep kernel_args' fields in
 // registers across the tile's stores).

@@ -129,8 +129,7 @@ KEEL_I4_AVX512_TARGET inline void s8_tile(const kernel_args& p, const std::uint8
       if constexpr (Prefetch > 0) {
 #pragma GCC unroll 8
         for (int j = 0; j < NP; ++j) {
-          _mm_prefetch(reinterpret_cast<const char*>(wu + j * stride + Prefetch),
-                       _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(wu + j * stride + Prefetch), _MM_HINT_T0);
         }
       }
       __m512i qlo[Rows], qhi[Rows];

@@ -288,14 +288,13 @@ KEEL_TARGET_AVX512VNNI inline void dp4_panel(const std::uint8_t* a, const std::i
 
 // One call: up to two B panels (np = 2, 16 columns), all of K, one after the other over the same
 // A panel. Two rather than one: the driver's column block is then 16 wide, which halves its calls
-// and epilogue calls (which of that, or the A panel re-read while still warm, gains most was
-// not profiled). On
-// AMD Zen 5 (2026-12-04, 1 thread, interleaved runs) BERT 128x1536x384 went from about 752 to
-// 856 GOPS and MobileNet 3136x24x144 from 419 to 496, the large shapes within the noise; Zen 4
-// figures in docs/cpu-backend.md. Tried and not kept: four panels per call with K in chunks of
-// 512 values, so that a 16 KiB chunk of the A panel served all four from L1 (A from L2 once per
-// call, not once per panel): no gain measured (1024^3 and 128 x 4096 x 4096 within the noise,
-// each a few percent either way).
+// and epilogue calls (which of that, or the A panel re-read while still warm, gains most was not
+// profiled). On AMD Zen 5 (2026-12-04, 1 thread, interleaved runs) BERT 128x1536x384 went from
+// about 752 to 856 GOPS and MobileNet 3136x24x144 from 419 to 496, the large shapes within the
+// noise; Zen 4 figures in docs/cpu-backend.md. Tried and not kept: four panels per call with K in
+// chunks of 512 values, so that a 16 KiB chunk of the A panel served all four from L1 (A from L2
+// once per call, not once per panel): no gain measured (1024^3 and 128 x 4096 x 4096 within the
+// noise, each a few percent either way).
 template <int Halves>
 KEEL_TARGET_AVX512VNNI void dp4_tile(const ukernel_args& p) noexcept {
   const auto* a = static_cast<const std::uint8_t*>(p.a);
@@ -425,9 +424,9 @@ KEEL_TARGET_AVX512VNNI void gemv_dp4_tile(const ukernel_args& p) noexcept {
   // Without the prefetch (AMD, gemv_dp4 below), the four streams are panels a quarter of the call
   // apart rather than adjacent ones: on the Zen 4 VM adjacent 32 KiB blocks read side by side were
   // the slowest read pattern measured (mem_read/ceiling/avx512_b4x32k 20 GB/s against 27-28 for
-  // one or four distant streams, KEEL_BENCH_READ_METHODS=all), and the gemv gained about 8-10% at
-  // M1_N4096_K4096 and M1_N11008_K4096, 1 and 2 threads (interleaved runs, 2026-12-04). Not tried
-  // on Intel, where the adjacent streams with a prefetch were measured best.
+  // one or four distant streams, KEEL_BENCH_READ_METHODS=all), and on 2 threads the gemv gained
+  // about 10% at M1_N4096_K4096 and 6% at M1_N11008_K4096, 1 thread within the noise (interleaved
+  // runs, 2026-12-04). Not tried on Intel, where adjacent streams with a prefetch measured best.
   if (kPrefetchBytes == 0 && p.panels % kStreams == 0) {
     const int q = p.panels / kStreams;
     for (; j < q; ++j) {

@@ -739,6 +739,26 @@ TEST_CASE("cpu matmul_i8: bad input to pack and run returns a Status and writes 
     c.out.type = dtype::s8;
     CHECK(cpu.run(p.d, packed.value(), c).code() == status_code::invalid_argument);
   }
+  SUBCASE("run: an output that overlaps A, or broadcasts") {
+    auto packed = cpu.pack(p.d, good.args);
+    REQUIRE(packed.ok());
+    // A (4 x 20 u8) and a u8 output over its bytes 8 .. 55.
+    std::vector<std::uint8_t> shared(80);
+    for (std::size_t i = 0; i < shared.size(); ++i) shared[i] = static_cast<std::uint8_t>(i * 37);
+    const std::vector<std::uint8_t> before = shared;
+    matmul_i8_args a = good.args;
+    a.a = const_tensor_view(shared.data(), dtype::u8, {4, 20});
+    a.out = tensor_view(shared.data() + 8, dtype::u8, {4, 12});
+    const Status s = cpu.run(p.d, packed.value(), a);
+    INFO(std::string(s.message()));
+    CHECK(s.code() == status_code::invalid_argument);
+    CHECK(std::string(s.message()).find("overlaps A") != std::string::npos);
+    CHECK(shared == before);
+    matmul_i8_args c = good.args;
+    c.out.strides = {0, 1, 0, 0};
+    CHECK(cpu.run(p.d, packed.value(), c).code() == status_code::invalid_argument);
+    CHECK(out.untouched());
+  }
   SUBCASE("run: an f32 output from weights packed without scales") {
     matmul_i8_desc d = p.d;
     d.out.type = dtype::s32;

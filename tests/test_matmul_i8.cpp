@@ -390,6 +390,32 @@ TEST_CASE("matmul_i8: bad input is rejected with a clear Status and writes nothi
     args.a.data = nullptr;
     expect_reject(good_desc(), args, status_code::invalid_argument, "A is null");
   }
+  SUBCASE("an output that broadcasts (stride 0 over more than one element)") {
+    matmul_i8_args args = good_args();
+    args.out.strides = {0, 1, 0, 0};
+    expect_reject(good_desc(), args, status_code::invalid_argument, "cannot broadcast");
+    args = good_args();
+    args.out.strides = {n, 0, 0, 0};
+    expect_reject(good_desc(), args, status_code::invalid_argument, "out stride 1 is 0");
+  }
+  SUBCASE("an output that overlaps an input") {
+    // One byte buffer holds A (u8, m x k) and, overlapping its last row, the s8 output.
+    std::vector<std::uint8_t> shared(static_cast<std::size_t>(m * k + m * n), 7);
+    const std::vector<std::uint8_t> before = shared;
+    matmul_i8_args args = good_args();
+    args.a = view(shared.data(), {m, k});
+    args.out = tensor_view(shared.data() + k, dtype::s8, {m, n});
+    const Status s = reference::matmul_i8(good_desc(), args);
+    INFO(std::string(s.message()));
+    CHECK(s.code() == status_code::invalid_argument);
+    CHECK(contains(s, "overlaps A"));
+    CHECK(shared == before);
+    // B beside the output, not overlapping it: accepted.
+    args = good_args();
+    args.out = tensor_view(shared.data() + m * k, dtype::s8, {m, n});
+    args.a = view(shared.data(), {m, k});
+    CHECK(reference::matmul_i8(good_desc(), args).ok());
+  }
   SUBCASE("misaligned f32 or s32 output") {
     guarded<std::int32_t> out32(static_cast<std::size_t>(m * n + 1));
     matmul_i8_desc d = good_desc();

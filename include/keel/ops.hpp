@@ -181,6 +181,7 @@ inline Status validate(const matmul_i8_desc& d, const matmul_i8_args& a) {
   } else {
     KEEL_RETURN_IF_ERROR(require_view(op, "B", a.b, d.b_type, {d.k, d.n}));
   }
+  KEEL_RETURN_IF_ERROR(require_output(op, a.out, {{"A", a.a}, {"B", a.b}}));
   KEEL_RETURN_IF_ERROR(
       validate_channel_params(op, d.n, d.b_type, d.out, a.b_scale, a.b_zero_point, a.bias));
   return validate_accumulator(op, d.k, d.a_type, d.a_zero_point, d.b_type, a.b_zero_point);
@@ -288,6 +289,8 @@ inline Status validate(const matmul_i4_desc& d, const matmul_i4_args& a) {
     }
     KEEL_RETURN_IF_ERROR(require_view(op, "zero point", a.zero_point, dtype::u8, {d.n, d.groups()}));
   }
+  KEEL_RETURN_IF_ERROR(require_output(
+      op, a.out, {{"A", a.a}, {"B", a.b}, {"scale", a.scale}, {"zero point", a.zero_point}}));
   KEEL_RETURN_IF_ERROR(require_count(op, "bias", a.bias, {0, d.n}));
   return Status::Ok();
 }
@@ -434,6 +437,7 @@ inline Status validate(const conv2d_desc& d, const conv2d_args& a) {
   KEEL_RETURN_IF_ERROR(require_view(op, "weights", a.weights, d.w_type,
                                     {d.out_c, d.kernel_h, d.kernel_w, d.in_c / d.groups}));
   KEEL_RETURN_IF_ERROR(require_view(op, "out", a.out, d.out.type, {d.batch, g.out_h, g.out_w, d.out_c}));
+  KEEL_RETURN_IF_ERROR(require_output(op, a.out, {{"input", a.input}, {"weights", a.weights}}));
   KEEL_RETURN_IF_ERROR(
       validate_channel_params(op, d.out_c, d.w_type, d.out, a.w_scale, a.w_zero_point, a.bias));
   return validate_accumulator(op, d.kernel_h * d.kernel_w * (d.in_c / d.groups), d.in_type,
@@ -595,7 +599,7 @@ inline Status validate(const attention_desc& d, const attention_args& a) {
     const std::int64_t mh = a.mask.dim(1) == 1 ? 1 : d.q_heads;
     KEEL_RETURN_IF_ERROR(require_view(op, "mask", a.mask, dtype::f32, {mb, mh, d.q_len, d.kv_len}));
   }
-  return Status::Ok();
+  return require_output(op, a.out, {{"Q", a.q}, {"K", a.k}, {"V", a.v}, {"mask", a.mask}});
 }
 
 // ============================================================================================

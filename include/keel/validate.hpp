@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <span>
 #include <string_view>
+#include <utility>
 
 #include "keel/quant.hpp"
 #include "keel/status.hpp"
@@ -111,6 +112,40 @@ Status require_view(std::string_view op, const char* name, const basic_tensor_vi
                             "a byte)",
                             name, d, static_cast<long long>(v.stride(d)));
       }
+    }
+  }
+  return Status::Ok();
+}
+
+// An output view (checked by require_view first) that every op writes element by element: no
+// dim of more than one element may have stride 0 (two results would land in one cell, and
+// threads would race on it), and its bytes may not overlap those of any input (an op reads its
+// inputs while it writes: the result would depend on the order of the work). Empty views pass.
+inline Status require_output(std::string_view op, const basic_tensor_view<true>& out,
+                             std::initializer_list<std::pair<const char*, const_tensor_view>> ins) {
+  for (int i = 0; i < out.rank; ++i) {
+    if (out.dim(i) > 1 && out.stride(i) == 0) {
+      return Status::make(status_code::invalid_argument, op,
+                          "out stride %d is 0 with %lld elements in that dim (an output cannot "
+                          "broadcast)",
+                          i, static_cast<long long>(out.dim(i)));
+    }
+  }
+  const std::int64_t out_bytes = out.extent_bytes();
+  if (out_bytes <= 0) return Status::Ok();
+  const auto o0 = reinterpret_cast<std::uintptr_t>(out.data);
+  const auto o1 = o0 + static_cast<std::uintptr_t>(out_bytes);
+  for (const auto& [name, in] : ins) {
+    const std::int64_t in_bytes = in.extent_bytes();
+    if (in_bytes <= 0 || in.data == nullptr) continue;
+    const auto i0 = reinterpret_cast<std::uintptr_t>(in.data);
+    const auto i1 = i0 + static_cast<std::uintptr_t>(in_bytes);
+    if (i0 < o1 && o0 < i1) {
+      return Status::make(status_code::invalid_argument, op,
+                          "out [%p, +%lld bytes) overlaps %s [%p, +%lld bytes) (outputs may not "
+                          "alias inputs)",
+                          out.data, static_cast<long long>(out_bytes), name, in.data,
+                          static_cast<long long>(in_bytes));
     }
   }
   return Status::Ok();

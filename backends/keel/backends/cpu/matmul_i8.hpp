@@ -204,6 +204,8 @@ inline Status validate_packed_run(const matmul_i8_desc& d, const cpu_packed_matm
     KEEL_RETURN_IF_ERROR(detail::require_view(op, "A", a.a, d.a_type, {d.m, d.k}));
     KEEL_RETURN_IF_ERROR(detail::require_view(op, "out", a.out, d.out.type, {d.m, d.n}));
   }
+  // B is not read (the packed copy is), so only A may not overlap the output.
+  KEEL_RETURN_IF_ERROR(detail::require_output(op, a.out, {{"A", a.a}}));
   if (d.out.type != dtype::s32 && p.scale.empty()) {
     return Status::make(status_code::invalid_argument, op,
                         "output dtype %s needs weight scales, and the weights were packed "

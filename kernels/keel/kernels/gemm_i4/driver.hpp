@@ -163,7 +163,7 @@ inline Status validate_packed_run(const matmul_i4_desc& d, const packed_weights&
     KEEL_RETURN_IF_ERROR(kd::require_view(kOp, "A", a.a, dtype::f32, {d.m, d.k}));
     KEEL_RETURN_IF_ERROR(kd::require_view(kOp, "out", a.out, dtype::f32, {d.m, d.n}));
   }
-  return Status::Ok();
+  return kd::require_output(kOp, a.out, {{"A", a.a}});
 }
 
 // Why kernel `k` cannot run this call, or nullptr when it can.

@@ -678,6 +678,9 @@ Status validate_linear_quant(std::string_view op, const quantize_desc& d, const 
   }
   KEEL_RETURN_IF_ERROR(require_whole_view(op, "x", a.x, a.x.type));
   KEEL_RETURN_IF_ERROR(require_whole_view(op, "y", a.y, a.y.type));
+  // Known gap: y overlapping x is not refused here (require_output is not called), unlike the
+  // matmul, conv2d and attention ops: whether an exact in-place alias should be allowed for these
+  // elementwise ops is undecided. A partial overlap gives order-dependent results.
   if (d.axis >= a.x.rank) {
     return Status::make(status_code::invalid_argument, op, "axis %d (x has rank %d)", d.axis,
                         a.x.rank);

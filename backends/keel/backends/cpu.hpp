@@ -34,8 +34,7 @@ namespace keel::backends {
 
 struct cpu_options {
   // Threads a call may use: 0 (or any value below 1) for all that oneTBB offers, 1 for serial, n
-  // to cap. Without TBB
-  // every call is serial.
+  // to cap. Without TBB every call is serial.
   int max_threads = 0;
   // Run every matmul_i8 (and 1x1 conv2d) with this kernel of gemm_i8::kRegistry, by index; -1
   // chooses per call (another negative value is refused). A forced kernel that cannot run a call

@@ -331,13 +331,12 @@ inline std::int64_t a_block_budget() noexcept {
 // can even out a noisy machine. A gemv call is one m-block and only splits N.
 inline gemm_plan plan_gemm(const gk::variant& v, std::int64_t m, std::int64_t kq,
                            std::int64_t panels, int threads) {
-  const std::int64_t kL2Budget = a_block_budget();
   gemm_plan pl;
   pl.m_panels = (m + v.mr - 1) / v.mr;
   const std::int64_t elem = v.a_layout() == gk::a_format::s16 ? 2 : 1;
   const std::int64_t a_panel_bytes = gk::a_panel_groups(v, kq) * v.pack.k_group * v.mr * elem;
-  pl.mc_panels = std::clamp<std::int64_t>(kL2Budget / std::max<std::int64_t>(a_panel_bytes, 1), 1,
-                                          pl.m_panels);
+  pl.mc_panels = std::clamp<std::int64_t>(
+      a_block_budget() / std::max<std::int64_t>(a_panel_bytes, 1), 1, pl.m_panels);
   pl.m_blocks = (pl.m_panels + pl.mc_panels - 1) / pl.mc_panels;
   // A gemm call's B panels (and the AMX kernel's prepared copy of them) within kCallBBudget, so
   // that they stay in L2 beside the m-block: at K = 11008 the AMX kernel's 16 panels were 1.4
